@@ -1,0 +1,18 @@
+// Subcommands of the afq tool: each file defines one add_<name>_command.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace afq::cli {
+
+void add_inspect_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);
+void add_dequantize_command(CLI::App& app);
+
+inline void register_commands(CLI::App& app) {
+  add_inspect_command(app);
+  add_quantize_command(app);
+  add_dequantize_command(app);
+}
+
+}  // namespace afq::cli
