@@ -1,0 +1,86 @@
+// The afq binary as a user runs it: exit codes and one-line errors.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int exit_code;
+  std::string output;  // stdout and stderr
+};
+
+Result run(const std::string& args) {
+  std::string command = std::string(AFQ_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  std::array<char, 4096> buffer;
+  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
+  int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("afq-cli-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+const std::string kModel = AFQ_SOURCE_DIR "/models/tinyshakes-5m";
+
+TEST_F(Cli, QuantizeInspectDequantizeRoundTrip) {
+  Result q = run("quantize " + kModel + " " + (dir_ / "q").string() + " --bits 4 --group-size 64");
+  ASSERT_EQ(q.exit_code, 0) << q.output;
+  EXPECT_NE(q.output.find("quantized 42 linear layers to 4 bits"), std::string::npos) << q.output;
+  Result i = run("inspect " + (dir_ / "q").string() + " --summary");
+  ASSERT_EQ(i.exit_code, 0) << i.output;
+  EXPECT_NE(i.output.find("4-bit g64"), std::string::npos) << i.output;
+  Result d = run("dequantize " + (dir_ / "q").string() + " " + (dir_ / "f").string() + " --dtype f16");
+  ASSERT_EQ(d.exit_code, 0) << d.output;
+  EXPECT_TRUE(fs::exists(dir_ / "f" / "model.safetensors"));
+}
+
+TEST_F(Cli, BadInputGetsOneLineErrorAndNonZeroExit) {
+  const std::string out = (dir_ / "out").string();
+  for (const std::string& args : {
+           "quantize " + kModel + " " + out + " --bits 7",
+           "quantize " + kModel + " " + out + " --group-size 48",
+           "quantize " + kModel + " " + out + " --method rtn",
+           "quantize " + (dir_ / "missing").string() + " " + out,
+           "inspect " + (dir_ / "missing.safetensors").string(),
+       }) {
+    Result r = run(args);
+    EXPECT_NE(r.exit_code, 0) << args;
+    EXPECT_EQ(r.output.rfind("afq: error: ", 0), 0u) << args << "\n" << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << args << "\n" << r.output;
+    EXPECT_FALSE(fs::exists(out)) << args;
+  }
+  Result bits = run("quantize " + kModel + " " + out + " --bits 7");
+  EXPECT_NE(bits.output.find("7"), std::string::npos);
+  EXPECT_NE(bits.output.find("2, 3, 4, 5, 6"), std::string::npos) << bits.output;
+}
+
+TEST_F(Cli, CorruptSafetensorsIsAOneLineError) {
+  fs::create_directories(dir_ / "bad");
+  std::ofstream(dir_ / "bad" / "model.safetensors") << "\xff\xff\xff\xff\xff\xff\x00\x00{}";
+  std::ofstream(dir_ / "bad" / "config.json") << "{}";
+  Result r = run("quantize " + (dir_ / "bad").string() + " " + (dir_ / "out").string());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("model.safetensors"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+}
+
+}  // namespace
