@@ -35,10 +35,17 @@ for case in sorted(d for d in os.listdir(root) if not d.endswith("-deq")):
     entry = {"bits": bits, "group_size": group}
     try:
         model = AutoModelForCausalLM.from_pretrained(qdir, dtype=torch.bfloat16)
-    except Exception as e:  # report, keep going
+    except Exception as e:  # report, then try again asking for the dequantized path explicitly
         entry["load_error"] = repr(e)
-        report["cases"][case] = entry
-        continue
+        try:
+            from transformers import MetalConfig
+            model = AutoModelForCausalLM.from_pretrained(
+                qdir, dtype=torch.bfloat16, quantization_config=MetalConfig(bits=bits, group_size=group, dequantize=True))
+            entry["loaded_with"] = "MetalConfig(dequantize=True)"
+        except Exception as e2:
+            entry["load_error_dequantize"] = repr(e2)
+            report["cases"][case] = entry
+            continue
     entry["loaded_class"] = type(model.model.layers[0].self_attn.q_proj).__name__
     ours = load_file(os.path.join(qdir, "model.safetensors"))
     ours_deq = load_file(os.path.join(ddir, "model.safetensors"))
