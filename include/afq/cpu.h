@@ -1,0 +1,41 @@
+// CPU kernels: y = x @ W^T (+ bias) for affine-quantized and float weights, SIMD through
+// Highway (the best instruction set of the running CPU is chosen at run time) and threads
+// from one persistent pool.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "afq/quant.h"
+#include "afq/tensor.h"
+
+namespace afq::cpu {
+
+// y[M, N] = x[M, K] @ dequant(W[N, K])^T (+ bias[N]). x is F32, F16 or BF16 of shape [M, K]
+// (or [..., K]: leading dimensions are flattened into M); bias is [N] of any float dtype.
+// y is F32 with x's leading shape and N.
+Tensor affine_qmm_t(const Tensor& x, const QuantizedWeight& w, const Tensor* bias = nullptr);
+
+// The same on raw float32 buffers: x [m, K], bias [N] or nullptr, y [m, N]. Allocates nothing
+// per call beyond scratch that is kept for the next call; used by the model's forward pass.
+void affine_qmm_t(const float* x, int64_t m, const QuantizedWeight& w, const float* bias, float* y);
+
+// y[M, N] = x[M, K] @ w[N, K]^T (+ bias[N]) for float weights (F32, F16 or BF16).
+Tensor matmul_t(const Tensor& x, const Tensor& w, const Tensor* bias = nullptr);
+void matmul_t(const float* x, int64_t m, const Tensor& w, const float* bias, float* y);
+
+// Runs fn over [0, n) split into at most num_threads() contiguous ranges, on the persistent
+// pool (the calling thread takes one range). A call from inside fn runs serially.
+void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn);
+
+// Threads of the pool: the number of cores, or AFQ_NUM_THREADS when set.
+int num_threads();
+
+// Resizes the pool (tests and the benchmark's --threads); threads <= 0 goes back to the default.
+void set_num_threads(int threads);
+
+// The SIMD instruction set the kernels run with on this CPU ("AVX3", "AVX2", "NEON", ...).
+std::string simd_target_name();
+
+}  // namespace afq::cpu
