@@ -32,6 +32,7 @@
 #include <utility>
 
 #include "afq/cpu.h"
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "src/cpu/gemm-inl.h"
 #include "src/cpu/qmm.h"
@@ -53,6 +54,10 @@ struct LanePacking {
   static constexpr bool kWholeWords = kLaneBits == 32;  // bits 2, 4, 8: lane i is word i
   static constexpr uint32_t kMask = (1u << kBits) - 1;
 };
+
+// How far ahead of the GEMV's loads to prefetch weights (rows are contiguous, so this runs
+// into the next row near the end of one).
+inline constexpr int64_t kPrefetchBytes = 4096;
 
 // The most lanes any target has (SVE up to 2048 bits).
 inline constexpr int kMaxLanes = HWY_MAX_BYTES / 4;
@@ -139,7 +144,20 @@ HWY_INLINE void QmvRow(const uint8_t* row, int64_t row_bytes, int64_t readable, 
   VF acc[kRows];
   for (int r = 0; r < kRows; ++r) acc[r] = hn::Zero(df);
 
-  auto process = [&](int64_t v, const uint8_t* src) HWY_ATTR {
+  // Each vector loads 4 * lanes bytes: in place while that stays readable, else from a copy.
+  const int64_t in_place = readable >= 4 * lanes ? std::min(vectors, (readable - 4 * lanes) / vector_bytes + 1) : 0;
+  alignas(64) uint8_t copy[HWY_MAX_BYTES];
+  for (int64_t v = 0; v < vectors; ++v) {
+    const uint8_t* src = row + v * vector_bytes;
+    if (HWY_UNLIKELY(v >= in_place)) {
+      const int64_t start = v * vector_bytes;
+      std::memset(copy, 0, sizeof(copy));
+      std::memcpy(copy, src, static_cast<size_t>(std::max<int64_t>(0, std::min(vector_bytes, row_bytes - start))));
+      src = copy;
+    }
+    // The hardware prefetcher alone leaves a core short of memory bandwidth here: each cache
+    // line of weights takes dozens of instructions, so few misses are in flight at once.
+    hwy::Prefetch(src + kPrefetchBytes);
     VU raw = hn::BitCast(du, hn::LoadU(du8, src));
     if constexpr (!P::kWholeWords) {
       if (multi_block) raw = hn::TableLookupLanes(raw, word_index);
@@ -177,17 +195,6 @@ HWY_INLINE void QmvRow(const uint8_t* row, int64_t row_bytes, int64_t readable, 
       if (kRows <= 2) part[r] = hn::Add(part[r], part2[r]);
       acc[r] = hn::MulAdd(scale, part[r], acc[r]);
     }
-  };
-
-  // Each vector loads 4 * lanes bytes: in place while that stays readable, else from a copy.
-  const int64_t in_place = readable >= 4 * lanes ? std::min(vectors, (readable - 4 * lanes) / vector_bytes + 1) : 0;
-  int64_t v = 0;
-  for (; v < in_place; ++v) process(v, row + v * vector_bytes);
-  for (; v < vectors; ++v) {
-    alignas(64) uint8_t copy[HWY_MAX_BYTES] = {};
-    const int64_t start = v * vector_bytes;
-    std::memcpy(copy, row + start, static_cast<size_t>(std::max<int64_t>(0, std::min(vector_bytes, row_bytes - start))));
-    process(v, copy);
   }
   for (int r = 0; r < kRows; ++r) dots[r] = SumLanes(acc[r]);
 }

@@ -8,11 +8,13 @@ namespace afq::cli {
 void add_inspect_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
 void add_dequantize_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
 
 inline void register_commands(CLI::App& app) {
   add_inspect_command(app);
   add_quantize_command(app);
   add_dequantize_command(app);
+  add_bench_command(app);
 }
 
 }  // namespace afq::cli
