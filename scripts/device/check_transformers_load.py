@@ -34,13 +34,13 @@ for case in sorted(d for d in os.listdir(root) if not d.endswith("-deq")):
     bits, group = config["bits"], config["group_size"]
     entry = {"bits": bits, "group_size": group}
     try:
-        model = AutoModelForCausalLM.from_pretrained(qdir, dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_pretrained(qdir, dtype=torch.bfloat16, device_map="cpu")
     except Exception as e:  # report, then try again asking for the dequantized path explicitly
         entry["load_error"] = repr(e)
         try:
             from transformers import MetalConfig
             model = AutoModelForCausalLM.from_pretrained(
-                qdir, dtype=torch.bfloat16, quantization_config=MetalConfig(bits=bits, group_size=group, dequantize=True))
+                qdir, dtype=torch.bfloat16, device_map="cpu", quantization_config=MetalConfig(bits=bits, group_size=group, dequantize=True))
             entry["loaded_with"] = "MetalConfig(dequantize=True)"
         except Exception as e2:
             entry["load_error_dequantize"] = repr(e2)

@@ -68,6 +68,28 @@ TEST_P(TransformersParity, MinMaxQuantizeAndDequantizeMatchTransformersBitForBit
 INSTANTIATE_TEST_SUITE_P(Bits248, TransformersParity,
                          ::testing::Combine(::testing::Values(2, 4, 8), ::testing::Values(32, 64, 128)));
 
+// 108 random cases (normal, heavy-tailed, values on ties, constant / tiny / one-sided groups) x
+// bits 2, 4, 8 x group sizes x dtypes, made by transformers 5.17's own _affine_quantize_tensor
+// (scripts/device/make_quant_fixtures.py on the GPU machine).
+TEST(TransformersRandomParity, MinMaxMatchesTransformers517OnEveryRandomCase) {
+  SafetensorsFile f = SafetensorsFile::open(AFQ_TEST_DATA "/transformers_random/transformers_random.safetensors");
+  int cases = 0;
+  for (const auto& entry : f.entries()) {
+    if (!entry.name.ends_with(".input")) continue;
+    const std::string name = entry.name.substr(0, entry.name.size() - 6);  // b4_g64_bfloat16_grid
+    const int bits = std::stoi(name.substr(1));
+    const int group = std::stoi(name.substr(name.find("_g") + 2));
+    QuantizedWeight q = quantize(f.tensor(entry.name), bits, group, QuantMethod::MinMax);
+    EXPECT_EQ(differing(q.weight, as_u32(f.tensor(name + ".weight"))), 0) << name;
+    EXPECT_EQ(differing(q.scales, f.tensor(name + ".scales")), 0) << name;
+    EXPECT_EQ(differing(q.biases, f.tensor(name + ".qbiases")), 0) << name;
+    Tensor expected = f.tensor(name + ".dequant");
+    EXPECT_EQ(differing(dequantize(q, expected.dtype()), expected), 0) << name;
+    ++cases;
+  }
+  EXPECT_EQ(cases, 108);
+}
+
 TEST(MlxQmmParity, ReferenceMatchesMlxQuantizedMatmul) {
   for (int bits : {3, 4}) {
     SafetensorsFile f = SafetensorsFile::open(kSpec + "mlx_qmm_b" + std::to_string(bits) + "_g64.safetensors");
