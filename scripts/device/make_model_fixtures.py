@@ -2,7 +2,7 @@
 """Tiny random models of each supported architecture, saved by transformers, with transformers'
 own float32 logits and greedy tokens; plus a MetalConfig checkpoint made with transformers' own
 quantizer and the logits transformers computes from it, and tinyshakes-5m's logits.
-Writes everything under $OUT/models/ (tests/data/models/ in the repository)."""
+Writes everything under $FIXTURES/models/ (tests/data/models/ in the repository)."""
 import json
 import os
 
@@ -12,7 +12,7 @@ from safetensors.torch import save_file, load_file
 from transformers import AutoConfig, AutoModelForCausalLM
 from transformers.integrations import metal_quantization as mq
 
-out = os.path.join(os.environ.get("OUT", "."), "models")
+out = os.path.join(os.environ.get("FIXTURES", "/tmp/afq-fixtures"), "models")
 os.makedirs(out, exist_ok=True)
 torch.manual_seed(0)
 PROMPT = [5, 17, 42, 99, 3, 250, 7, 7, 128, 64, 1, 300]
