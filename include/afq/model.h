@@ -74,7 +74,7 @@ struct QuantizeOnLoad {
 struct LoadOptions {
   // Quantize the float linear layers on load (nullopt: run the checkpoint as stored).
   std::optional<QuantizeOnLoad> quantize;
-  // Dequantize every quantized layer to float32 at load.
+  // Dequantize every quantized layer at load, to its scales' dtype (as transformers does).
   bool dequantize = false;
   int max_context = 0;  // KV cache length; 0: min(max_position_embeddings, 4096)
   // One-line notices (what was quantized, fallbacks); nullptr: silent.

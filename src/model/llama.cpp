@@ -367,13 +367,14 @@ Model Model::load(const fs::path& dir, const LoadOptions& options) {
     int restored = 0;
     model.for_each_linear([&](Linear& linear) {
       if (!linear.quantized) return;
-      linear.weight = dequantize(*linear.quantized, DType::F32);
+      // To the scales' dtype, as transformers' MetalDequantize does.
+      linear.weight = dequantize(*linear.quantized, linear.quantized->scales.dtype());
       linear.quantized.reset();
       ++restored;
     });
     Impl& mi = *model.impl_;
     if (mi.embed_q) {
-      mi.embed = dequantize(*mi.embed_q, DType::F32);
+      mi.embed = dequantize(*mi.embed_q, mi.embed_q->scales.dtype());
       if (mi.lm_head.quantized && mi.lm_head.name == "model.embed_tokens") {
         mi.lm_head.quantized.reset();
         mi.lm_head.weight = mi.embed;
@@ -381,7 +382,7 @@ Model Model::load(const fs::path& dir, const LoadOptions& options) {
       mi.embed_q.reset();
       ++restored;
     }
-    if (options.notice) options.notice("dequantized " + std::to_string(restored) + " modules to float32");
+    if (options.notice) options.notice("dequantized " + std::to_string(restored) + " modules to float");
   }
 
   Impl& mi = *model.impl_;
