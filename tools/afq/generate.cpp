@@ -1,0 +1,81 @@
+// afq generate: load a model (quantizing it on the way if asked), tokenize, generate, stream.
+#include <fmt/core.h>
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "afq/error.h"
+#include "afq/generate.h"
+#include "commands.h"
+#include "model_options.h"
+
+namespace afq::cli {
+
+namespace {
+
+double peak_memory_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  struct Args {
+    ModelArgs model;
+    std::string prompt;
+    GenerateOptions gen;
+    bool print_ids = false;
+  };
+  auto args = std::make_shared<Args>();
+  args->gen.max_tokens = 100;
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text with a model on the CPU");
+  add_model_options(cmd, args->model);
+  cmd->add_option("--prompt,-p", args->prompt, "Text to continue (empty: start from the BOS token)");
+  cmd->add_option("--max-tokens,-n", args->gen.max_tokens, "Tokens to generate at most")->capture_default_str();
+  cmd->add_option("--temp", args->gen.sampling.temperature, "Sampling temperature; 0 is greedy")->capture_default_str();
+  cmd->add_option("--top-k", args->gen.sampling.top_k, "Keep the k most likely tokens (0: off)")->capture_default_str();
+  cmd->add_option("--top-p", args->gen.sampling.top_p, "Nucleus sampling mass (1: off)")->capture_default_str();
+  cmd->add_option("--min-p", args->gen.sampling.min_p, "Drop tokens below min-p x the best (0: off)")
+      ->capture_default_str();
+  cmd->add_option("--repetition-penalty", args->gen.sampling.repetition_penalty, "Penalty for seen tokens (1: off)")
+      ->capture_default_str();
+  cmd->add_option("--seed", args->gen.sampling.seed, "Random seed")->capture_default_str();
+  cmd->add_option("--stop", args->gen.stop, "Stop when this text appears (repeatable)");
+  cmd->add_flag("--ignore-eos", [args](int64_t) { args->gen.stop_at_eos = false; }, "Do not stop at end-of-sequence");
+  cmd->add_flag("--print-ids", args->print_ids, "End with a line 'ids: ...' of the generated token ids");
+  cmd->callback([args] {
+    if (args->gen.max_tokens < 0) throw Error("--max-tokens must be >= 0");
+    Model model = load_model(args->model);
+    Tokenizer tokenizer = load_tokenizer(model_dir(args->model));
+    std::vector<int32_t> prompt = tokenizer.encode(args->prompt);
+    if (prompt.empty()) {
+      auto bos = tokenizer.bos_id() ? tokenizer.bos_id() : model.config().bos_token_id;
+      if (!bos) throw Error("--prompt is empty and the model has no BOS token to start from");
+      prompt.push_back(*bos);
+    }
+    fmt::print("{}", args->prompt);
+    std::fflush(stdout);
+    GenerateResult r = generate(model, tokenizer, prompt, args->gen, [](std::string_view text) {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+    });
+    fmt::print("\n");
+    if (args->print_ids) {
+      fmt::print("ids:");
+      for (int32_t id : r.tokens) fmt::print(" {}", id);
+      fmt::print("\n");
+    }
+    const double gen_tokens = r.tokens.size() > 1 ? static_cast<double>(r.tokens.size() - 1) : 0.0;
+    fmt::print(stderr,
+               "prompt: {} tokens, {:.1f} tokens/s | generation: {} tokens, {:.1f} tokens/s ({}) | weights {:.1f} MB, "
+               "peak memory {:.0f} MB\n",
+               r.prompt_tokens, r.prompt_seconds > 0 ? r.prompt_tokens / r.prompt_seconds : 0.0, r.tokens.size(),
+               r.generate_seconds > 0 ? gen_tokens / r.generate_seconds : 0.0, r.stop_reason,
+               model.weight_bytes() / 1e6, peak_memory_mb());
+  });
+}
+
+}  // namespace afq::cli
