@@ -73,6 +73,40 @@ TEST_F(Cli, BadInputGetsOneLineErrorAndNonZeroExit) {
   EXPECT_NE(bits.output.find("2, 3, 4, 5, 6"), std::string::npos) << bits.output;
 }
 
+// The main job end to end: the shipped model, greedy, against transformers' own 32 greedy tokens
+// for the same prompt (tests/data/models/tinyshakes-5m.expected.safetensors).
+TEST_F(Cli, GenerateGreedyMatchesTransformersTokenForToken) {
+  Result r = run("generate --prompt \"$(printf 'ROMEO:\\nBut soft, what light through yonder window breaks?')\" --temp 0 "
+                 "--max-tokens 32 --ignore-eos --print-ids");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("ids: 199 199 814 26 199 873 12 533 12 259 889 269 575 297 259 272 384 298 12 199 431 "
+                          "292 593 914 12 292 458 322 305 259 289 275\n"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("tokens/s"), std::string::npos);
+  EXPECT_NE(r.output.find("peak memory"), std::string::npos);
+}
+
+TEST_F(Cli, GenerateQuantizesOnLoadAndStopsAtStopStrings) {
+  Result r = run("generate --bits 4 --group-size 64 --prompt ROMEO: --max-tokens 40 --seed 3 --stop JULIET");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("quantized 42 linear layers on load to 4 bits"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("JULIET"), std::string::npos) << r.output;
+  Result same = run("generate --bits 4 --group-size 64 --prompt ROMEO: --max-tokens 40 --seed 3 --stop JULIET");
+  EXPECT_EQ(r.output.substr(0, r.output.find("prompt:")), same.output.substr(0, same.output.find("prompt:")));
+}
+
+TEST_F(Cli, GenerateRejectsBadOptionsInOneLine) {
+  for (const std::string& args : {std::string("generate --bits 7"), std::string("generate --device tpu"),
+                                  std::string("generate --device cuda"), std::string("generate --top-p 0"),
+                                  std::string("generate --model /nonexistent"),
+                                  "generate --model " + std::string(AFQ_TEST_DATA) + "/tinyshakes-5m-mlx-mixed_4_6 --bits 4"}) {
+    Result r = run(args);
+    EXPECT_NE(r.exit_code, 0) << args;
+    EXPECT_EQ(r.output.rfind("afq: error: ", 0), 0u) << args << "\n" << r.output;
+  }
+}
+
 TEST_F(Cli, CorruptSafetensorsIsAOneLineError) {
   fs::create_directories(dir_ / "bad");
   std::ofstream(dir_ / "bad" / "model.safetensors") << "\xff\xff\xff\xff\xff\xff\x00\x00{}";
