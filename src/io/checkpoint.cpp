@@ -21,11 +21,50 @@ nlohmann::json read_index(const fs::path& path) {
   text << in.rdbuf();
   try {
     return nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e999
     std::string what = e.what();
     if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
     throw Error(path.string() + ": invalid JSON: " + what);
   }
+}
+
+// The shard files of a directory: those the index names, else model.safetensors, else every
+// *.safetensors (sorted). Fills `index_map` (tensor -> file name) from the index when there is one.
+std::vector<fs::path> shards_of(const fs::path& dir, const fs::path& index_path,
+                                std::map<std::string, std::string>& index_map) {
+  std::error_code ec;
+  std::vector<fs::path> paths;
+  if (fs::exists(index_path, ec)) {
+    nlohmann::json index = read_index(index_path);
+    if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+      throw Error(index_path.string() + ": missing \"weight_map\" object (tensor name -> shard file)");
+    std::set<std::string> files;
+    for (const auto& [tensor, file] : index["weight_map"].items()) {
+      if (!file.is_string())
+        throw Error(index_path.string() + ": weight_map entry '" + tensor + "' is not a file name but " +
+                    file.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      const std::string name = file.get<std::string>();
+      if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
+        throw Error(index_path.string() + ": weight_map entry '" + tensor + "' names '" + name +
+                    "', not a file in this directory");
+      index_map[tensor] = name;
+      files.insert(name);
+    }
+    for (const auto& f : files) {
+      if (!fs::is_regular_file(dir / f, ec))
+        throw Error((dir / f).string() + ": shard named by " + index_path.filename().string() + " is missing");
+      paths.push_back(dir / f);
+    }
+  }
+  // An index naming no tensors (an empty checkpoint) leaves the files to the rules below.
+  if (!paths.empty()) return paths;
+  if (fs::exists(dir / "model.safetensors", ec)) return {dir / "model.safetensors"};
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().extension() == ".safetensors" && fs::is_regular_file(it->path(), ec)) paths.push_back(it->path());
+  if (ec) throw Error(dir.string() + ": cannot list the directory: " + ec.message());
+  std::sort(paths.begin(), paths.end());
+  if (paths.empty()) throw Error(dir.string() + ": no .safetensors files in this directory");
+  return paths;
 }
 
 }  // namespace
@@ -36,36 +75,10 @@ Checkpoint Checkpoint::open(const fs::path& dir_or_file) {
   Checkpoint checkpoint;
   std::vector<fs::path> paths;
   std::map<std::string, std::string> index_map;  // tensor -> shard file, from the index
-  fs::path index_path;
-  if (fs::is_directory(dir_or_file)) {
+  const fs::path index_path = dir_or_file / "model.safetensors.index.json";
+  if (fs::is_directory(dir_or_file, ec)) {
     checkpoint.dir_ = dir_or_file;
-    index_path = dir_or_file / "model.safetensors.index.json";
-    if (fs::exists(index_path)) {
-      nlohmann::json index = read_index(index_path);
-      if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
-        throw Error(index_path.string() + ": missing \"weight_map\" object");
-      std::set<std::string> files;
-      for (const auto& [tensor, file] : index["weight_map"].items()) {
-        if (!file.is_string()) throw Error(index_path.string() + ": weight_map[\"" + tensor + "\"] is not a file name");
-        const std::string name = file.get<std::string>();
-        if (name.find('/') != std::string::npos || name == ".." || name.empty())
-          throw Error(index_path.string() + ": weight_map[\"" + tensor + "\"] names '" + name + "', not a file here");
-        index_map[tensor] = name;
-        files.insert(name);
-      }
-      for (const auto& f : files) {
-        if (!fs::exists(dir_or_file / f))
-          throw Error((dir_or_file / f).string() + ": shard named by " + index_path.filename().string() + " is missing");
-        paths.push_back(dir_or_file / f);
-      }
-    } else if (fs::exists(dir_or_file / "model.safetensors")) {
-      paths.push_back(dir_or_file / "model.safetensors");
-    } else {
-      for (const auto& item : fs::directory_iterator(dir_or_file))
-        if (item.is_regular_file() && item.path().extension() == ".safetensors") paths.push_back(item.path());
-      std::sort(paths.begin(), paths.end());
-    }
-    if (paths.empty()) throw Error(dir_or_file.string() + ": no .safetensors files in this directory");
+    paths = shards_of(dir_or_file, index_path, index_map);
   } else {
     checkpoint.dir_ = dir_or_file.has_parent_path() ? dir_or_file.parent_path() : fs::path(".");
     paths.push_back(dir_or_file);
