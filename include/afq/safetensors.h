@@ -47,6 +47,9 @@ class SafetensorsFile {
   const TensorEntry* find(std::string_view name) const;  // nullptr when absent
 
   // A zero-copy, read-only view that keeps the mapping alive. Throws when absent.
+  // The view is aligned to its element size when the file is (files from CheckpointWriter and the
+  // safetensors library are); MLX pads nothing, so its views may be misaligned: read them with
+  // memcpy or unaligned SIMD loads, or clone() them.
   Tensor tensor(std::string_view name) const;
 
  private:
@@ -93,8 +96,12 @@ struct WriteOptions {
 
 // Writes a checkpoint into `dir` as model.safetensors, or model-0000i-of-0000n.safetensors
 // shards plus model.safetensors.index.json. Tensors are planned up front (so headers are known)
-// and then streamed one by one in plan order, so memory stays at one tensor. Files are written
-// under temporary names and renamed by finish(); a writer destroyed before finish() removes them.
+// and then streamed one by one in plan order, so memory stays at one tensor. Shards take tensors
+// in plan order; inside a shard wider elements come first, so every tensor is aligned to its
+// element size. Files are written under hidden temporary names (.model.safetensors.tmp) and
+// renamed by finish(); a writer destroyed before finish() removes them. Errors (a plan with a
+// duplicate name, a tensor out of order or of the wrong size, a full disk) throw afq::Error
+// naming the directory or file.
 class CheckpointWriter {
  public:
   CheckpointWriter(std::filesystem::path dir, std::vector<TensorSpec> plan, WriteOptions options = {});
@@ -117,7 +124,8 @@ class CheckpointWriter {
   std::unique_ptr<Impl> impl_;
 };
 
-// Writes one .safetensors file atomically (temporary name, then rename).
+// Writes one .safetensors file atomically (a temporary name beside it, then rename), laid out
+// as CheckpointWriter lays out a shard.
 void write_safetensors(const std::filesystem::path& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 

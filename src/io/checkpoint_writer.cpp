@@ -147,6 +147,7 @@ void CheckpointWriter::write(std::string_view name, std::span<const std::byte> b
 
 void CheckpointWriter::write(std::string_view name, const Tensor& tensor) {
   const Impl& w = *impl_;
+  if (!tensor.defined()) throw Error(w.where + ": tensor '" + std::string(name) + "' is undefined");
   if (w.next < w.plan.size()) {
     const TensorSpec& spec = w.plan[w.next];
     if (spec.name == name && (tensor.dtype() != spec.dtype || tensor.shape() != spec.shape))

@@ -166,6 +166,7 @@ TEST_F(CheckpointWriting, TheWriterChecksOrderNamesDtypesAndSizes) {
   expect_error([&] { writer.write("layer.0.w", ramp(5, 0)); }, where, {"'layer.0.w'", "F32 [5]", "F32 [4]"});
   expect_error([&] { writer.write("layer.0.w", Tensor::zeros(DType::BF16, {4})); }, where, {"BF16 [4]"});
   expect_error([&] { writer.write("layer.0.w", std::span<const std::byte>()); }, where, {"has 0 bytes", "needs 16"});
+  expect_error([&] { writer.write("layer.0.w", Tensor()); }, where, {"'layer.0.w' is undefined"});
   writer.write("layer.0.w", ramp(4, 0));
   expect_error([&] { writer.finish(); }, where, {"1 planned tensors not written", "'layer.1.w'"});
   writer.write("layer.1.w", ramp(4, 0));
