@@ -1,3 +1,4 @@
+#include <cstdint>
 #include "afq/error.h"
 #include "afq/safetensors.h"
 #include "mapped_file.h"
@@ -25,7 +26,11 @@ const TensorEntry* SafetensorsFile::find(std::string_view name) const {
 Tensor SafetensorsFile::tensor(std::string_view name) const {
   const TensorEntry* e = find(name);
   if (!e) throw Error(path_.string() + ": no tensor named '" + std::string(name) + "'");
-  return Tensor::borrow(e->dtype, e->shape, data_ + e->begin, mapping_);
+  Tensor view = Tensor::borrow(e->dtype, e->shape, data_ + e->begin, mapping_);
+  // MLX writes unpadded headers, so its tensors can start at addresses their element type may not
+  // be read from; those (only) are copied to aligned memory.
+  if (reinterpret_cast<uintptr_t>(view.bytes()) % dtype_size(e->dtype) != 0) return view.clone();
+  return view;
 }
 
 }  // namespace afq
