@@ -9,16 +9,21 @@
 namespace afq {
 
 void dequantize_row(const QuantizedWeight& w, int64_t row, float* out) {
+  check_bits(w.bits);
+  check_group_size(w.group_size);  // also bounds the buffer below
   const int64_t k = w.cols();
   const int64_t groups = k / w.group_size;
-  std::vector<uint8_t> q(k);
-  unpack_row(w.weight.data<uint32_t>() + row * (k * w.bits / 32), k, w.bits, q.data());
+  const int64_t words_per_group = w.group_size * w.bits / 32;  // whole words for every supported pair
+  const uint32_t* words = w.weight.data<uint32_t>() + row * (k * w.bits / 32);
+  uint8_t q[128];  // one group's codes; group_size <= 128
   for (int64_t g = 0; g < groups; ++g) {
+    unpack_row(words + g * words_per_group, w.group_size, w.bits, q);
     const float scale = float_at(w.scales, row * groups + g);
     const float bias = float_at(w.biases, row * groups + g);
-    for (int64_t i = g * w.group_size; i < (g + 1) * w.group_size; ++i) {
+    float* dst = out + g * w.group_size;
+    for (int i = 0; i < w.group_size; ++i) {
       const float scaled = scale * static_cast<float>(q[i]);
-      out[i] = scaled + bias;
+      dst[i] = scaled + bias;
     }
   }
 }

@@ -4,7 +4,9 @@
 // the weight's dtype.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -53,30 +55,67 @@ void store(Tensor& t, int64_t i, float v) {
     t.mutable_data<uint16_t>()[i] = to_half_bits(v, t.dtype());
 }
 
+// Row r of a F32 / F16 / BF16 weight widened to float32 (exact for every dtype).
+void widen_row(const Tensor& w, int64_t r, float* out) {
+  const int64_t k = w.dim(1);
+  if (w.dtype() == DType::F32) {
+    std::memcpy(out, w.data<float>() + r * k, static_cast<size_t>(k) * sizeof(float));
+    return;
+  }
+  const uint16_t* in = w.data<uint16_t>() + r * k;
+  if (w.dtype() == DType::BF16)
+    for (int64_t c = 0; c < k; ++c) out[c] = bf16_to_f32(in[c]);
+  else
+    for (int64_t c = 0; c < k; ++c) out[c] = f16_to_f32(in[c]);
+}
+
+// Round half to even for |x| < 2^22, as std::nearbyint but without a libm call: adding 1.5 * 2^23
+// leaves no fraction bits, so the IEEE addition itself rounds to nearest even; the subtraction is
+// exact. Needs the default rounding mode and no -ffast-math.
+inline float round_half_even_small(float x) {
+  constexpr float kMagic = 0x1.8p23f;
+  return (x + kMagic) - kMagic;
+}
+
+[[noreturn]] void throw_not_finite(const float* v, int64_t row, int64_t first_col, int count) {
+  int i = 0;
+  while (i < count && std::isfinite(v[i])) ++i;
+  throw Error(std::string(std::isnan(v[i]) ? "NaN" : "Inf") + " in the weight at [" + std::to_string(row) + ", " +
+              std::to_string(first_col + i) + "]; cannot quantize");
+}
+
 void quantize_rows(const Tensor& w, int64_t row_begin, int64_t row_end, int bits, int group_size,
                    QuantMethod method, QuantizedWeight& out) {
   const int64_t k = w.dim(1);
   const int64_t groups = k / group_size;
   const int64_t words_per_row = k * bits / 32;
   const float max_q = static_cast<float>((1 << bits) - 1);
-  std::vector<float> row(k);
-  std::vector<uint8_t> q(k);
+  std::vector<float> row(k);    // [K] the row in float32
+  std::vector<uint8_t> q(k);    // [K] its codes, packed once the row is done
   for (int64_t r = row_begin; r < row_end; ++r) {
-    for (int64_t c = 0; c < k; ++c) row[c] = float_at(w, r * k + c);
+    widen_row(w, r, row.data());
     for (int64_t g = 0; g < groups; ++g) {
       const float* v = row.data() + g * group_size;
       float lo = v[0], hi = v[0];
+      bool all_finite = true;
       for (int i = 0; i < group_size; ++i) {
-        if (!std::isfinite(v[i]))
-          throw Error(std::string(std::isnan(v[i]) ? "NaN" : "Inf") + " in the weight at [" + std::to_string(r) +
-                      ", " + std::to_string(g * group_size + i) + "]; cannot quantize");
-        lo = std::min(lo, v[i]);
+        all_finite &= std::fabs(v[i]) <= std::numeric_limits<float>::max();  // false for NaN too
+        lo = std::min(lo, v[i]);  // this order keeps the first of equal values (0 vs -0), as torch and MLX
         hi = std::max(hi, v[i]);
       }
+      if (!all_finite) throw_not_finite(v, r, g * group_size, group_size);
+      if (!std::isfinite(hi - lo))
+        throw Error("the values of the weight's row " + std::to_string(r) + ", columns [" +
+                    std::to_string(g * group_size) + ", " + std::to_string((g + 1) * group_size) + ") range from " +
+                    std::to_string(lo) + " to " + std::to_string(hi) +
+                    ", a span that overflows float32; cannot quantize");
       const GroupParams p = method == QuantMethod::Mlx ? mlx_params(lo, hi, bits) : minmax_params(lo, hi, bits);
+      uint8_t* codes = q.data() + g * group_size;
       for (int i = 0; i < group_size; ++i) {
-        const float x = std::nearbyint((v[i] - p.bias) / p.scale);
-        q[g * group_size + i] = static_cast<uint8_t>(std::clamp(x, 0.0f, max_q));
+        // Clamping to [-1, max_q + 1] before rounding gives the same code as rounding first (both
+        // ends clamp to the grid anyway) and keeps the fast rounding in its range.
+        const float x = std::clamp((v[i] - p.bias) / p.scale, -1.0f, max_q + 1.0f);
+        codes[i] = static_cast<uint8_t>(std::clamp(round_half_even_small(x), 0.0f, max_q));
       }
       store(out.scales, r * groups + g, p.scale);
       store(out.biases, r * groups + g, p.bias);
