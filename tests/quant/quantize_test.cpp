@@ -5,6 +5,8 @@
 #include <limits>
 #include <cstring>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "afq/error.h"
 #include "afq/half.h"
@@ -37,7 +39,9 @@ TEST(Quantize, DequantizedWeightsLieWithinHalfAStepOfTheirGrid) {
           const float end = bias + scale * static_cast<float>((1 << bits) - 1);
           const float lo = std::min(bias, end), hi = std::max(bias, end), x = float_at(w, i);
           const float outside = std::max({0.0f, lo - x, x - hi});
-          if (method == QuantMethod::MinMax) ASSERT_LE(outside, 1e-5f * std::fabs(scale) + 1e-7f);  // rounding only
+          if (method == QuantMethod::MinMax) {
+            ASSERT_LE(outside, 1e-5f * std::fabs(scale) + 1e-7f);  // rounding only
+          }
           ASSERT_LE(std::fabs(x - float_at(d, i)), 0.5f * std::fabs(scale) * (1 + 1e-5f) + outside + 1e-7f)
               << quant_method_name(method) << " bits " << bits << " group " << group << " element " << i;
         }
@@ -111,6 +115,106 @@ TEST(Quantize, RejectsBadInputWithTheValueAndWhatIsAllowed) {
   Tensor inf = w.clone();
   inf.mutable_data<float>()[3] = std::numeric_limits<float>::infinity();
   EXPECT_THROW(quantize(inf, 4, 64), Error);
+}
+
+TEST(Quantize, CodesFollowTheSpecFormulaWithTheFloat32ScaleAndBias) {
+  // For F32 weights the stored scale and bias are the float32 ones, so every code must be
+  // clamp(round_half_even((w - bias) / scale), 0, 2^bits - 1), computed here with std::nearbyint.
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> magnitude(-9.0f, 3.0f);
+  for (auto method : {QuantMethod::Mlx, QuantMethod::MinMax})
+    for (int bits : kSupportedBits) {
+      Tensor w = random_weight(16, 128, DType::F32, 40 + bits);
+      float* p = w.mutable_data<float>();
+      for (int64_t r = 0; r < 16; ++r) {
+        const float row_scale = std::pow(10.0f, magnitude(rng));
+        for (int64_t c = 0; c < 128; ++c) p[r * 128 + c] *= row_scale;
+      }
+      QuantizedWeight q = quantize(w, bits, 32, method);
+      std::vector<uint8_t> codes(128);
+      for (int64_t r = 0; r < 16; ++r) {
+        unpack_row(q.weight.data<uint32_t>() + r * q.weight.dim(1), 128, bits, codes.data());
+        for (int64_t c = 0; c < 128; ++c) {
+          const float scale = float_at(q.scales, r * 4 + c / 32), bias = float_at(q.biases, r * 4 + c / 32);
+          const float expected =
+              std::clamp(std::nearbyint((p[r * 128 + c] - bias) / scale), 0.0f, static_cast<float>((1 << bits) - 1));
+          ASSERT_EQ(codes[c], expected) << quant_method_name(method) << " bits " << bits << " at " << r << ", " << c;
+        }
+      }
+    }
+}
+
+TEST(QuantizeMinMax, RoundsExactTiesToEven) {
+  // min 0 and max 15/16 give the 2-bit scale 5/16 exactly, so 5/32, 15/32 and 25/32 sit on the
+  // ties 0.5, 1.5 and 2.5, which round to 0, 2 and 2.
+  Tensor w = Tensor::zeros(DType::F32, {1, 32});
+  float* p = w.mutable_data<float>();
+  p[1] = 15.0f / 16;
+  p[2] = 5.0f / 32;
+  p[3] = 15.0f / 32;
+  p[4] = 25.0f / 32;
+  QuantizedWeight q = quantize(w, 2, 32, QuantMethod::MinMax);
+  EXPECT_EQ(float_at(q.scales, 0), 5.0f / 16);
+  std::vector<uint8_t> codes(32);
+  unpack_row(q.weight.data<uint32_t>(), 32, 2, codes.data());
+  EXPECT_EQ((std::vector<int>{codes[0], codes[1], codes[2], codes[3], codes[4]}), (std::vector<int>{0, 3, 0, 2, 2}));
+}
+
+TEST(Quantize, RefusesAGroupWhoseSpanOverflowsFloat32) {
+  Tensor w = Tensor::zeros(DType::F32, {2, 64});
+  w.mutable_data<float>()[64 + 40] = 3e38f;
+  w.mutable_data<float>()[64 + 41] = -3e38f;
+  for (auto method : {QuantMethod::Mlx, QuantMethod::MinMax}) {
+    try {
+      quantize(w, 4, 32, method);
+      FAIL();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("row 1, columns [32, 64)"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("overflows float32"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(Quantize, KeepsTheSignOfAZeroMinimumAsTheFirstOfEqualValues) {
+  // min/max keep the first of equal values, as torch's and MLX's reductions do here; minmax's bias
+  // is the minimum, so a group starting with -0.0 stores -0.0.
+  for (float first : {0.0f, -0.0f}) {
+    Tensor w = Tensor::zeros(DType::F32, {1, 32});
+    for (int i = 0; i < 32; ++i) w.mutable_data<float>()[i] = i % 2 ? -first : first;
+    QuantizedWeight q = quantize(w, 4, 32, QuantMethod::MinMax);
+    EXPECT_EQ(std::signbit(float_at(q.biases, 0)), std::signbit(first));
+  }
+}
+
+TEST(Quantize, MessagesNameTheValueAndWhatIsAllowed) {
+  Tensor w = random_weight(2, 64, DType::F32, 2);
+  const auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message([&] { quantize(w, 7, 64); }),
+            "[quantize] The requested number of bits 7 is not supported. The supported bits are 2, 3, 4, 5, 6 and 8.");
+  EXPECT_EQ(message([&] { quantize(random_weight(2, 96, DType::F32, 2), 4, 64); }),
+            "[quantize] the last dimension 96 is not a multiple of the group size 64");
+  EXPECT_EQ(message([&] { quantize(Tensor::zeros(DType::F32, {2, 2, 64}), 4, 64); }),
+            "[quantize] expected a 2-D weight [N, K], got shape [2, 2, 64]");
+  EXPECT_EQ(message([&] { quantize(Tensor::zeros(DType::I32, {2, 64}), 4, 64); }),
+            "[quantize] expected a F32, F16 or BF16 weight, got I32");
+  Tensor inf = w.clone();
+  inf.mutable_data<float>()[3] = -std::numeric_limits<float>::infinity();
+  EXPECT_EQ(message([&] { quantize(inf, 4, 32); }), "Inf in the weight at [0, 3]; cannot quantize");
+}
+
+TEST(Dequantize, RefusesAnUnsupportedGroupSizeInsteadOfOverrunning) {
+  QuantizedWeight q = quantize(random_weight(2, 256, DType::F32, 3), 4, 128);
+  q.group_size = 256;
+  std::vector<float> row(256);
+  EXPECT_THROW(dequantize_row(q, 0, row.data()), Error);
+  EXPECT_THROW(dequantize(q, DType::F32), Error);
 }
 
 TEST(Validate, CatchesTensorsThatDoNotFitTogether) {
