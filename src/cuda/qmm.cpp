@@ -1,0 +1,128 @@
+// affine_qmm_t on the GPU: checks the arguments, then picks the kernel (MLX style: the GEMV
+// for a few rows of x, the tensor-core GEMM when it supports the problem, else the GEMV in
+// passes of 8 rows, which takes every valid shape).
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "afq/cuda.h"
+#include "afq/error.h"
+#include "src/cuda/qmm.h"
+
+namespace afq::cuda {
+namespace {
+
+// Rows of x up to which the GEMV wins: it reads W once and its FMAs grow with m.
+constexpr int64_t kQmvMaxRows = 8;
+
+bool is_half(DType d) { return d == DType::BF16 || d == DType::F16; }
+bool is_scale_dtype(DType d) { return is_half(d) || d == DType::F32; }
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+void validate_problem(const QmmProblem& p) {
+  check_bits(p.bits);
+  check_group_size(p.group_size);
+  const std::string shape = describe(p);
+  if (!is_half(p.x_dtype))
+    throw Error("[affine_qmm_t] x has dtype " + std::string(dtype_name(p.x_dtype)) +
+                "; the CUDA kernels take BF16 or F16 (" + shape + ")");
+  if (!is_scale_dtype(p.scale_dtype))
+    throw Error("[affine_qmm_t] scales have dtype " + std::string(dtype_name(p.scale_dtype)) +
+                "; allowed: BF16, F16, F32 (" + shape + ")");
+  if (p.bias && !is_scale_dtype(p.bias_dtype))
+    throw Error("[affine_qmm_t] bias has dtype " + std::string(dtype_name(p.bias_dtype)) +
+                "; allowed: BF16, F16, F32 (" + shape + ")");
+  if (p.m < 0 || p.n < 1 || p.k < 1 || p.k % p.group_size != 0)
+    throw Error("[affine_qmm_t] shape not allowed: M must be >= 0, N >= 1 and K a positive multiple of the group size (" +
+                shape + ")");
+  if (!aligned16(p.x) || !aligned16(p.weight) || !aligned16(p.scales) || !aligned16(p.biases) || !aligned16(p.y))
+    throw Error("[affine_qmm_t] x, weight, scales, biases and y must be device pointers aligned to 16 bytes (" +
+                shape + ")");
+}
+
+}  // namespace
+
+std::string describe(const QmmProblem& p) {
+  return "M=" + std::to_string(p.m) + " N=" + std::to_string(p.n) + " K=" + std::to_string(p.k) +
+         " bits=" + std::to_string(p.bits) + " group_size=" + std::to_string(p.group_size) +
+         " x=" + std::string(dtype_name(p.x_dtype)) + " scales=" + std::string(dtype_name(p.scale_dtype)) +
+         " bias=" + (p.bias ? std::string(dtype_name(p.bias_dtype)) : std::string("none"));
+}
+
+bool supports_qmv(const QmmProblem& p) { return p.k % 32 == 0; }  // packs of 32 q's, one group each
+
+void qmv(const QmmProblem& p) {
+  switch (p.bits) {
+    case 2: return qmv_bits2(p);
+    case 3: return qmv_bits3(p);
+    case 4: return qmv_bits4(p);
+    case 5: return qmv_bits5(p);
+    case 6: return qmv_bits6(p);
+    case 8: return qmv_bits8(p);
+  }
+}
+
+bool supports_qmm_sm80(const QmmProblem& p, const DeviceInfo& device) {
+  return device.compute_capability >= 80 && p.k % 64 == 0;  // whole 64-column steps
+}
+
+void qmm_sm80(const QmmProblem& p) {
+  switch (p.bits) {
+    case 2: return qmm_sm80_bits2(p);
+    case 3: return qmm_sm80_bits3(p);
+    case 4: return qmm_sm80_bits4(p);
+    case 5: return qmm_sm80_bits5(p);
+    case 6: return qmm_sm80_bits6(p);
+    case 8: return qmm_sm80_bits8(p);
+  }
+}
+
+void affine_qmm_t(const void* x, const uint32_t* weight, const void* scales, const void* biases, const void* bias,
+                  void* y, int64_t m, int64_t n, int64_t k, int group_size, int bits, DType x_dtype,
+                  DType scale_dtype, DType bias_dtype, CUstream_st* stream) {
+  const QmmProblem p{x, weight, scales, biases, bias, y, m, n, k, group_size, bits, x_dtype, scale_dtype,
+                     bias_dtype, stream};
+  validate_problem(p);
+  if (m == 0) return;
+  const DeviceInfo& device = current_device_info();
+  if (m > kQmvMaxRows && supports_qmm_sm80(p, device)) return qmm_sm80(p);
+  if (supports_qmv(p)) return qmv(p);
+  throw Error("[affine_qmm_t] no CUDA kernel supports " + describe(p));
+}
+
+void affine_qmm_t(const void* x, int64_t m, DType x_dtype, const DeviceQuantizedWeight& w, const void* bias,
+                  DType bias_dtype, void* y, CUstream_st* stream) {
+  affine_qmm_t(x, w.weight, w.scales, w.biases, bias, y, m, w.rows, w.cols, w.group_size, w.bits, x_dtype,
+               w.scale_dtype, bias_dtype, stream);
+}
+
+Tensor affine_qmm_t(const Tensor& x, const QuantizedWeight& w, const Tensor* bias) {
+  validate(w, "affine_qmm_t");
+  const int64_t k = w.cols(), n = w.rows();
+  if (x.ndim() < 1 || x.dim(-1) != k)
+    throw Error("[affine_qmm_t] x " + shape_to_string(x.shape()) + " does not end in K = " + std::to_string(k));
+  if (bias && bias->numel() != n)
+    throw Error("[affine_qmm_t] bias has " + std::to_string(bias->numel()) + " values, expected N = " +
+                std::to_string(n));
+  const int64_t m = x.numel() / k;
+  Shape y_shape = x.shape();
+  y_shape.back() = n;
+  Tensor y = Tensor::zeros(x.dtype(), y_shape);
+  const DeviceQuantizedWeight dw = DeviceQuantizedWeight::upload(w);
+  const size_t x_bytes = (x.nbytes() + 15) / 16 * 16, y_bytes = (y.nbytes() + 15) / 16 * 16;
+  const size_t bias_bytes = bias ? bias->nbytes() : 0;
+  void* base = nullptr;
+  check_cuda(cudaMalloc(&base, x_bytes + y_bytes + bias_bytes + 16), "cudaMalloc of x and y");
+  std::shared_ptr<void> memory(base, [](void* ptr) { cudaFree(ptr); });
+  auto* bytes = static_cast<unsigned char*>(base);
+  void* dx = bytes;
+  void* dy = bytes + x_bytes;
+  void* dbias = bias ? bytes + x_bytes + y_bytes : nullptr;
+  check_cuda(cudaMemcpy(dx, x.bytes(), x.nbytes(), cudaMemcpyHostToDevice), "upload of x");
+  if (bias) check_cuda(cudaMemcpy(dbias, bias->bytes(), bias_bytes, cudaMemcpyHostToDevice), "upload of bias");
+  affine_qmm_t(dx, m, x.dtype(), dw, dbias, bias ? bias->dtype() : DType::F32, dy, nullptr);
+  check_cuda(cudaMemcpy(y.mutable_bytes(), dy, y.nbytes(), cudaMemcpyDeviceToHost), "download of y");
+  return y;
+}
+
+}  // namespace afq::cuda

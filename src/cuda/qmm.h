@@ -1,0 +1,65 @@
+// Internal to src/cuda: the problem every kernel family receives, and the supports_X + X pairs
+// the dispatcher (qmm.cpp) chooses among.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "afq/dtype.h"
+
+namespace afq::cuda {
+
+// y[m, n] = x[m, k] @ dequant(W[n, k])^T (+ bias[n]); all pointers are device memory.
+struct QmmProblem {
+  const void* x;          // [m, k] in x_dtype (BF16 or F16)
+  const uint32_t* weight; // [n, k * bits / 32] packed words, rows as stored in the checkpoint
+  const void* scales;     // [n, k / group_size] in scale_dtype
+  const void* biases;     // [n, k / group_size] in scale_dtype
+  const void* bias;       // [n] in bias_dtype, or nullptr
+  void* y;                // [m, n] in x_dtype
+  int64_t m, n, k;
+  int group_size, bits;
+  DType x_dtype, scale_dtype, bias_dtype;
+  cudaStream_t stream;
+};
+
+// "M=1 N=4096 K=14336 bits=4 group_size=64 x=BF16 scales=BF16": for error messages.
+std::string describe(const QmmProblem& p);
+
+// Throws afq::Error naming `what` and the CUDA error when `status` is not cudaSuccess.
+void check_cuda(cudaError_t status, const char* what);
+
+// Properties of the current device, read once per device.
+struct DeviceInfo {
+  int compute_capability;  // major * 10 + minor
+  int multiprocessors;
+  int64_t l2_bytes;
+};
+const DeviceInfo& current_device_info();
+
+// Decode: a GEMV that reads every packed word once (qmv.cuh). Takes any m (in passes of up to
+// 8 rows of x), so it is also the path of last resort for shapes the GEMMs do not take.
+bool supports_qmv(const QmmProblem& p);
+void qmv(const QmmProblem& p);
+
+// Prompts: tensor-core GEMM with mma.sync m16n8k16 and a cp.async pipeline (qmm_sm80.cuh).
+bool supports_qmm_sm80(const QmmProblem& p, const DeviceInfo& device);
+void qmm_sm80(const QmmProblem& p);
+
+// Per bit width, one file each (qmv_b<bits>.cu, qmm_sm80_b<bits>.cu), so builds run in parallel.
+void qmv_bits2(const QmmProblem& p);
+void qmv_bits3(const QmmProblem& p);
+void qmv_bits4(const QmmProblem& p);
+void qmv_bits5(const QmmProblem& p);
+void qmv_bits6(const QmmProblem& p);
+void qmv_bits8(const QmmProblem& p);
+void qmm_sm80_bits2(const QmmProblem& p);
+void qmm_sm80_bits3(const QmmProblem& p);
+void qmm_sm80_bits4(const QmmProblem& p);
+void qmm_sm80_bits5(const QmmProblem& p);
+void qmm_sm80_bits6(const QmmProblem& p);
+void qmm_sm80_bits8(const QmmProblem& p);
+
+}  // namespace afq::cuda

@@ -1,0 +1,6 @@
+// The 3-bit tensor-core GEMM kernels (one file per bit width keeps the build parallel).
+#include "src/cuda/qmm_sm80.cuh"
+
+namespace afq::cuda {
+void qmm_sm80_bits3(const QmmProblem& p) { qmm_sm80_for_bits<3>(p); }
+}  // namespace afq::cuda
