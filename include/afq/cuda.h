@@ -50,6 +50,12 @@ void affine_qmm_t(const void* x, const uint32_t* weight, const void* scales, con
 void affine_qmm_t(const void* x, int64_t m, DType x_dtype, const DeviceQuantizedWeight& w, const void* bias,
                   DType bias_dtype, void* y, CUstream_st* stream = nullptr);
 
+// W[rows, k] = scale * q + bias into `out` (device memory, [rows, k] in out_dtype: BF16, F16 or
+// F32), computed in float32 and rounded once, like afq::dequantize on the CPU. Asynchronous.
+void affine_dequantize(const uint32_t* weight, const void* scales, const void* biases, void* out, int64_t rows,
+                       int64_t k, int group_size, int bits, DType scale_dtype, DType out_dtype,
+                       CUstream_st* stream = nullptr);
+
 // Host tensors in and out (uploads, runs, waits, downloads): for tests and one-off use.
 // x is BF16 or F16 of shape [..., K]; y has x's dtype and leading shape, and N.
 Tensor affine_qmm_t(const Tensor& x, const QuantizedWeight& w, const Tensor* bias = nullptr);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CUDA helper's one script on the GPU machine: configure + build (cuda_test and afq only),
+# The CUDA kernels' one script on the GPU machine: configure + build (cuda_test and afq only),
 # the GPU tests, compute-sanitizer memcheck on a small case, the benchmarks (afq bench qmm
 # --device cuda, table and --json) and PyTorch's int4 kernel beside them. Everything is logged
 # under $OUT. Carry .devdeps (Highway, PCRE2: ../shared/device/fetch-debs.sh).
@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/afq-out}
 mkdir -p "$OUT"
-STAGES=${STAGES:-"build test sanitize bench torch"}
+STAGES=${STAGES:-"build test sanitize bench torch"}  # also: tune, profile, cpu
 BUILD=build-device
 afq=$BUILD/afq
 has() { [[ " $STAGES " == *" $1 "* ]]; }
@@ -18,10 +18,8 @@ deps=$PWD/.devdeps/usr
 export PKG_CONFIG_PATH=$deps/lib/x86_64-linux-gnu/pkgconfig:$deps/share/pkgconfig
 export LD_LIBRARY_PATH=$deps/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 
-# This copy is thrown away after the run: join src/cuda and tests/cuda to the build here, which
-# the committed area lists leave out until the kernels are verified.
-sed -i 's/^set(AFQ_AREAS io quant cpu text/set(AFQ_AREAS io quant cpu cuda text/' src/CMakeLists.txt
-sed -i 's/^foreach(area core io quant cpu text/foreach(area core io quant cpu cuda text/' tests/CMakeLists.txt
+# The issue's shapes: (N, K) pairs.
+shapes=(--n 4096,14336,8192,28672 --k 14336,4096,8192,8192)
 
 section machine
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem --format=csv
@@ -50,13 +48,46 @@ fi
 
 if has bench; then
   section "bench: decode (M=1, 8) at 2, 3, 4, 8 bits, group 64"
-  shapes=(--n 4096,14336,8192,28672 --k 14336,4096,8192,8192)
   for bits in 4 2 3 8; do
     $afq bench qmm --device cuda --m 1,8 "${shapes[@]}" --bits $bits --group-size 64 | tee -a "$OUT/bench_decode.txt"
   done
   section "bench: prompts (M=16..4096), 4 bits group 64"
   $afq bench qmm --device cuda --m 16,512,1024,2048,4096 "${shapes[@]}" --bits 4 --group-size 64 | tee "$OUT/bench_prompt.txt"
   $afq bench qmm --device cuda --m 1,16,512,1024,2048,4096 "${shapes[@]}" --bits 4 --group-size 64 --json >"$OUT/bench_b4.jsonl"
+fi
+
+if has tune; then
+  section "tune: fused GEMM against dequantize + cuBLAS (4 bits, group 64)"
+  for path in fused dequant; do
+    echo "AFQ_CUDA_QMM=$path"
+    AFQ_CUDA_QMM=$path $afq bench qmm --device cuda --m 16,32,64,96,128,256,512,2048 "${shapes[@]}" --bits 4 \
+      --group-size 64 | tail -n +5 | tee -a "$OUT/tune.txt"
+  done
+fi
+
+if has profile; then
+  section "profile: Nsight Compute on one launch of each kernel family (4 bits, group 64)"
+  if command -v ncu >/dev/null; then
+    sections="--section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy --section LaunchStats"
+    AFQ_CUDA_QMM=qmv ncu $sections -k regex:qmv_kernel -c 1 $afq bench qmm --device cuda --m 1 --n 4096 --k 14336 \
+      --bits 4 --group-size 64 --iterations 3 >"$OUT/ncu_qmv.txt" 2>&1
+    AFQ_CUDA_QMM=fused ncu $sections -k regex:qmm_sm80_kernel -c 1 $afq bench qmm --device cuda --m 16 --n 4096 \
+      --k 14336 --bits 4 --group-size 64 --iterations 3 >"$OUT/ncu_fused.txt" 2>&1
+    AFQ_CUDA_QMM=dequant ncu $sections -k regex:dequantize_kernel -c 1 $afq bench qmm --device cuda --m 512 \
+      --n 4096 --k 14336 --bits 4 --group-size 64 --iterations 3 >"$OUT/ncu_dequant.txt" 2>&1
+    for f in qmv fused dequant; do
+      echo "--- $f"; grep -E "Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Stall|Issue Slots Busy|One or More Eligible" "$OUT/ncu_$f.txt" | head -14
+    done
+  else
+    echo "ncu not found"
+  fi
+fi
+
+if has cpu; then
+  section "CPU kernels on this machine's cores (afq bench qmm --device cpu, 4 bits group 64)"
+  lscpu | grep -E "Model name|^CPU\(s\)|L3" | sed 's/  */ /g'
+  $afq bench qmm --device cpu --m 1,8,128,512 --n 4096,14336,4096 --k 4096,4096,14336 --bits 4 --group-size 64 |
+    tee "$OUT/bench_cpu.txt"
 fi
 
 if has torch; then

@@ -1,8 +1,9 @@
-// affine_qmm_t on the GPU: checks the arguments, then picks the kernel (MLX style: the GEMV
-// for a few rows of x, the tensor-core GEMM when it supports the problem, else the GEMV in
-// passes of 8 rows, which takes every valid shape).
+// affine_qmm_t on the GPU: checks the arguments, then picks the kernel (MLX style): the GEMV for
+// a few rows of x, the fused tensor-core GEMM in between, dequantize + cuBLAS for many rows; the
+// GEMV in passes of 8 rows takes every shape the fused GEMM does not.
 #include <cuda_runtime.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "afq/cuda.h"
@@ -14,6 +15,22 @@ namespace {
 
 // Rows of x up to which the GEMV wins: it reads W once and its FMAs grow with m.
 constexpr int64_t kQmvMaxRows = 8;
+// Rows of x from which dequantizing W and calling cuBLAS beats the fused tensor-core GEMM.
+constexpr int64_t kDequantGemmMinRows = 96;
+
+// AFQ_CUDA_QMM=qmv|fused|dequant forces a path where it supports the problem (for benchmarks).
+enum class Path { Auto, Qmv, Fused, Dequant };
+Path forced_path() {
+  static const Path path = [] {
+    const char* env = std::getenv("AFQ_CUDA_QMM");
+    const std::string v = env ? env : "";
+    if (v == "qmv") return Path::Qmv;
+    if (v == "fused") return Path::Fused;
+    if (v == "dequant") return Path::Dequant;
+    return Path::Auto;
+  }();
+  return path;
+}
 
 bool is_half(DType d) { return d == DType::BF16 || d == DType::F16; }
 bool is_scale_dtype(DType d) { return is_half(d) || d == DType::F32; }
@@ -85,6 +102,19 @@ void affine_qmm_t(const void* x, const uint32_t* weight, const void* scales, con
   validate_problem(p);
   if (m == 0) return;
   const DeviceInfo& device = current_device_info();
+  switch (forced_path()) {
+    case Path::Qmv:
+      if (supports_qmv(p)) return qmv(p);
+      break;
+    case Path::Fused:
+      if (supports_qmm_sm80(p, device)) return qmm_sm80(p);
+      break;
+    case Path::Dequant:
+      return qmm_dequant_gemm(p);
+    case Path::Auto:
+      break;
+  }
+  if (m >= kDequantGemmMinRows) return qmm_dequant_gemm(p);
   if (m > kQmvMaxRows && supports_qmm_sm80(p, device)) return qmm_sm80(p);
   if (supports_qmv(p)) return qmv(p);
   throw Error("[affine_qmm_t] no CUDA kernel supports " + describe(p));

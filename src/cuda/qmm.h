@@ -23,6 +23,7 @@ struct QmmProblem {
   int group_size, bits;
   DType x_dtype, scale_dtype, bias_dtype;
   cudaStream_t stream;
+  float* partial = nullptr;  // split-K scratch [splits, m, n], set by the GEMM's launcher
 };
 
 // "M=1 N=4096 K=14336 bits=4 group_size=64 x=BF16 scales=BF16": for error messages.
@@ -47,6 +48,10 @@ void qmv(const QmmProblem& p);
 // Prompts: tensor-core GEMM with mma.sync m16n8k16 and a cp.async pipeline (qmm_sm80.cuh).
 bool supports_qmm_sm80(const QmmProblem& p, const DeviceInfo& device);
 void qmm_sm80(const QmmProblem& p);
+
+// Large M: dequantize W in slices to x's dtype, multiply each with cuBLAS (qmm_dequant_gemm.cu).
+// Takes every valid problem.
+void qmm_dequant_gemm(const QmmProblem& p);
 
 // Per bit width, one file each (qmv_b<bits>.cu, qmm_sm80_b<bits>.cu), so builds run in parallel.
 void qmv_bits2(const QmmProblem& p);

@@ -3,8 +3,12 @@
 // cp.async, kStages - 1 steps ahead; then its threads dequantize the W tile (one pack of 32
 // q's each: s * q + b in float32, rounded to x's dtype) into a second shared tile, which the
 // warps read with ldmatrix into mma.sync. Included by one qmm_sm80_b<bits>.cu per bit width.
+//
+// When the tiles of M x N are too few to fill the GPU (few rows of x), K is split over
+// blockIdx.z: each split writes float partial sums and a small kernel adds them up.
 #pragma once
 
+#include <algorithm>
 #include <type_traits>
 
 #include "afq/error.h"
@@ -16,7 +20,7 @@ namespace afq::cuda {
 
 template <class T, int Bits, int BM>
 struct Sm80Tile {
-  static constexpr int kBM = BM;        // rows of x per block (64 or 128)
+  static constexpr int kBM = BM;        // rows of x per block (32, 64 or 128)
   static constexpr int kBN = 128;       // rows of W per block
   static constexpr int kBK = 64;        // columns of K per main-loop step
   static constexpr int kStages = 3;     // depth of the cp.async pipeline
@@ -49,7 +53,10 @@ __global__ void __launch_bounds__(256) qmm_sm80_kernel(const QmmProblem p) {
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int warp_m = warp / 4, warp_n = warp % 4;
   const int64_t k = p.k, row_words = k * Bits / 32, groups_per_row = k / p.group_size;
-  const int steps = static_cast<int>(k / Tile::kBK);
+  // This block's range of main-loop steps: all of K, or its share when K is split.
+  const int all_steps = static_cast<int>(k / Tile::kBK), splits = gridDim.z;
+  const int first_step = static_cast<int>(int64_t{all_steps} * blockIdx.z / splits);
+  const int steps = static_cast<int>(int64_t{all_steps} * (blockIdx.z + 1) / splits) - first_step;
   const T* x = static_cast<const T*>(p.x);
 
   // Copies step `step`'s x tile and packed W tile into pipeline stage `stage`; rows past M or
@@ -58,7 +65,7 @@ __global__ void __launch_bounds__(256) qmm_sm80_kernel(const QmmProblem p) {
     for (int i = tid; i < BM * (Tile::kBK / 8); i += Tile::kThreads) {
       const int r = i / (Tile::kBK / 8), piece = i % (Tile::kBK / 8);
       const bool valid = m0 + r < p.m;
-      const T* src = x + (valid ? m0 + r : 0) * k + int64_t{step} * Tile::kBK + piece * 8;
+      const T* src = x + (valid ? m0 + r : 0) * k + int64_t{first_step + step} * Tile::kBK + piece * 8;
       cp_async<16>(x_tiles + (stage * BM + r) * Tile::kRowElems + piece * 8, src, valid);
     }
     constexpr int kPieces = Tile::kWordsPerRow * 4 / Tile::kCopyBytes;
@@ -66,7 +73,7 @@ __global__ void __launch_bounds__(256) qmm_sm80_kernel(const QmmProblem p) {
       const int r = i / kPieces, piece = i % kPieces;
       const bool valid = n0 + r < p.n;
       const auto* src = reinterpret_cast<const unsigned char*>(p.weight + (valid ? n0 + r : 0) * row_words +
-                                                               int64_t{step} * Tile::kWordsPerRow);
+                                                               int64_t{first_step + step} * Tile::kWordsPerRow);
       auto* dst = reinterpret_cast<unsigned char*>(w_tiles + (stage * Tile::kBN + r) * Tile::kWordsPerRow);
       cp_async<Tile::kCopyBytes>(dst + piece * Tile::kCopyBytes, src + piece * Tile::kCopyBytes, valid);
     }
@@ -76,7 +83,7 @@ __global__ void __launch_bounds__(256) qmm_sm80_kernel(const QmmProblem p) {
   const int pack_row = tid / 2, pack_half = tid % 2;
   const int64_t scale_row = min(n0 + pack_row, p.n - 1) * groups_per_row;
   auto load_scale_bias = [&](int step, float& scale, float& bias) {
-    const int64_t group = (int64_t{step} * Tile::kBK + pack_half * 32) / p.group_size;
+    const int64_t group = (int64_t{first_step + step} * Tile::kBK + pack_half * 32) / p.group_size;
     scale = load_as_float(p.scales, scale_row + group, p.scale_dtype);
     bias = load_as_float(p.biases, scale_row + group, p.scale_dtype);
   };
@@ -169,6 +176,23 @@ __global__ void __launch_bounds__(256) qmm_sm80_kernel(const QmmProblem p) {
   }
 
   // Epilogue: accumulator c of tile (i, j) is row lane/4 (+8 for c >= 2), column 2*(lane%4) + c%2.
+  if (splits > 1) {  // float partial sums [split][m][n]; the bias comes with the reduction
+    float* partial = p.partial + int64_t{blockIdx.z} * p.m * p.n;
+#pragma unroll
+    for (int j = 0; j < Tile::kMmaN; ++j) {
+      const int64_t col = n0 + warp_n * Tile::kWarpN + j * 8 + (lane % 4) * 2;
+#pragma unroll
+      for (int i = 0; i < Tile::kMmaM; ++i)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int64_t row = m0 + warp_m * Tile::kWarpM + i * 16 + lane / 4 + half * 8;
+          if (row >= p.m) continue;
+          if (col < p.n) partial[row * p.n + col] = acc[i][j][2 * half];
+          if (col + 1 < p.n) partial[row * p.n + col + 1] = acc[i][j][2 * half + 1];
+        }
+    }
+    return;
+  }
   T* y = static_cast<T*>(p.y);
   const bool pairs = p.n % 2 == 0;  // two outputs per 4-byte store when rows stay 4-byte aligned
 #pragma unroll
@@ -197,8 +221,21 @@ __global__ void __launch_bounds__(256) qmm_sm80_kernel(const QmmProblem p) {
   }
 }
 
+// y = sum over splits of the partial sums (+ bias), in x's dtype.
+template <class T>
+__global__ void reduce_splits_kernel(const QmmProblem p, int splits) {
+  const int64_t count = p.m * p.n;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count; i += int64_t{gridDim.x} * blockDim.x) {
+    float v = 0.f;
+    for (int s = 0; s < splits; ++s) v += p.partial[s * count + i];
+    if (p.bias) v += load_as_float(p.bias, i % p.n, p.bias_dtype);
+    static_cast<T*>(p.y)[i] = Pair<T>::from_float(v);
+  }
+}
+
 template <class T, int Bits, int BM>
-void launch_qmm_sm80(const QmmProblem& p) {
+void launch_qmm_sm80(const QmmProblem& problem, int splits) {
+  QmmProblem p = problem;
   using Tile = Sm80Tile<T, Bits, BM>;
   auto kernel = qmm_sm80_kernel<T, Bits, BM>;
   static const bool attribute_set = [&] {  // more than 48 KB of shared memory must be asked for
@@ -208,23 +245,48 @@ void launch_qmm_sm80(const QmmProblem& p) {
     return true;
   }();
   (void)attribute_set;
-  const dim3 grid(static_cast<unsigned>((p.n + Tile::kBN - 1) / Tile::kBN), static_cast<unsigned>((p.m + BM - 1) / BM));
+  const dim3 grid(static_cast<unsigned>((p.n + Tile::kBN - 1) / Tile::kBN), static_cast<unsigned>((p.m + BM - 1) / BM),
+                  static_cast<unsigned>(splits));
   if (grid.y > 65535u) throw Error("[affine_qmm_t] problem too large for qmm_sm80: " + describe(p));
+  if (splits == 1) {
+    kernel<<<grid, Tile::kThreads, Tile::kSharedBytes, p.stream>>>(p);
+    check_cuda(cudaGetLastError(), "qmm_sm80 launch");
+    return;
+  }
+  // Stream-ordered scratch: cached by the driver's pool, safe with concurrent streams.
+  const size_t partial_bytes = sizeof(float) * static_cast<size_t>(splits * p.m * p.n);
+  check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&p.partial), partial_bytes, p.stream),
+             "cudaMallocAsync of split-K partial sums");
   kernel<<<grid, Tile::kThreads, Tile::kSharedBytes, p.stream>>>(p);
   check_cuda(cudaGetLastError(), "qmm_sm80 launch");
+  const int64_t count = p.m * p.n;
+  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((count + 255) / 256, 4096));
+  reduce_splits_kernel<T><<<blocks, 256, 0, p.stream>>>(p, splits);
+  check_cuda(cudaGetLastError(), "qmm_sm80 split-K reduction launch");
+  check_cuda(cudaFreeAsync(p.partial, p.stream), "cudaFreeAsync of split-K partial sums");
 }
 
-// 64-row tiles when 128-row ones would leave multiprocessors idle or M is small.
+// Rows of x per tile: 32 for a few rows, 64 when 128-row tiles would leave multiprocessors idle.
+// K is split when even then the tiles cannot give every multiprocessor two blocks.
+template <class T, int Bits>
+void qmm_sm80_for_dtype(const QmmProblem& p) {
+  const DeviceInfo& device = current_device_info();
+  const int64_t n_tiles = (p.n + 127) / 128;
+  const int bm = p.m <= 32 ? 32 : (p.m <= 64 || n_tiles * ((p.m + 127) / 128) < 2 * device.multiprocessors) ? 64 : 128;
+  const int64_t tiles = n_tiles * ((p.m + bm - 1) / bm);
+  const int64_t steps = p.k / 64;
+  // At least 4 steps per split, so the pipeline fills; at most 16 splits.
+  const int splits = static_cast<int>(std::clamp<int64_t>(
+      std::min<int64_t>((2 * device.multiprocessors + tiles - 1) / tiles, steps / 4), 1, 16));
+  if (bm == 32) return launch_qmm_sm80<T, Bits, 32>(p, splits);
+  if (bm == 64) return launch_qmm_sm80<T, Bits, 64>(p, splits);
+  launch_qmm_sm80<T, Bits, 128>(p, splits);
+}
+
 template <int Bits>
 void qmm_sm80_for_bits(const QmmProblem& p) {
-  const DeviceInfo& device = current_device_info();
-  const int64_t tiles128 = ((p.n + 127) / 128) * ((p.m + 127) / 128);
-  const bool small = p.m <= 64 || tiles128 < 2 * device.multiprocessors;
-  if (p.x_dtype == DType::BF16) {
-    small ? launch_qmm_sm80<__nv_bfloat16, Bits, 64>(p) : launch_qmm_sm80<__nv_bfloat16, Bits, 128>(p);
-  } else {
-    small ? launch_qmm_sm80<__half, Bits, 64>(p) : launch_qmm_sm80<__half, Bits, 128>(p);
-  }
+  if (p.x_dtype == DType::BF16) return qmm_sm80_for_dtype<__nv_bfloat16, Bits>(p);
+  qmm_sm80_for_dtype<__half, Bits>(p);
 }
 
 }  // namespace afq::cuda

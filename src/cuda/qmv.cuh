@@ -8,6 +8,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "afq/error.h"
 #include "src/cuda/dequant.cuh"
@@ -31,6 +32,17 @@ constexpr int qmv_rows_per_block() {
 }
 
 inline constexpr int kQmvUnroll = 2;        // chunks per thread loaded before any is used
+
+// Main-loop steps each thread makes (more: fewer threads per row, a longer pipeline). 4 unless
+// AFQ_CUDA_QMV_STEPS says otherwise (for tuning).
+inline int qmv_steps_per_thread() {
+  static const int steps = [] {
+    const char* env = std::getenv("AFQ_CUDA_QMV_STEPS");
+    const int v = env ? std::atoi(env) : 0;
+    return v > 0 ? v : 4;
+  }();
+  return steps;
+}
 inline constexpr int kQmvMaxThreads = 256;  // 8 warps
 
 template <class T, int Bits, bool Vectorized, int RowsOfX>
@@ -57,9 +69,10 @@ __global__ void __launch_bounds__(kQmvMaxThreads) qmv_kernel(const QmmProblem p)
 #pragma unroll
     for (int r = 0; r < kRows; ++r) acc[i][r] = 0.f;
 
-  for (int c0 = threadIdx.x; c0 < chunks; c0 += kQmvUnroll * blockDim.x) {
-    // Issue every load of this step before the first use.
-    uint32_t words[kQmvUnroll][kRows][Chunk::kWords];
+  // Software pipeline: the loads of the next step are issued before this step's arithmetic, so
+  // every thread keeps memory busy while it computes. Chunks past the end re-read the last one.
+  using Words = uint32_t[kQmvUnroll][kRows][Chunk::kWords];
+  auto load_step = [&](Words& words, int c0) {
 #pragma unroll
     for (int u = 0; u < kQmvUnroll; ++u) {
       const int c = min(c0 + u * static_cast<int>(blockDim.x), chunks - 1);
@@ -81,6 +94,13 @@ __global__ void __launch_bounds__(kQmvMaxThreads) qmv_kernel(const QmmProblem p)
         }
       }
     }
+  };
+  const int stride = kQmvUnroll * static_cast<int>(blockDim.x);
+  Words words;
+  load_step(words, threadIdx.x);
+  for (int c0 = threadIdx.x; c0 < chunks; c0 += stride) {
+    Words next;
+    if (c0 + stride < chunks) load_step(next, c0 + stride);
 #pragma unroll
     for (int u = 0; u < kQmvUnroll; ++u) {
       const int c = c0 + u * static_cast<int>(blockDim.x);
@@ -136,6 +156,12 @@ __global__ void __launch_bounds__(kQmvMaxThreads) qmv_kernel(const QmmProblem p)
           for (int r = 0; r < kRows; ++r) acc[i][r] = fmaf(scale[r], dot[i][r], fmaf(bias[r], x_sum[i], acc[i][r]));
       }
     }
+#pragma unroll
+    for (int u = 0; u < kQmvUnroll; ++u)
+#pragma unroll
+      for (int r = 0; r < kRows; ++r)
+#pragma unroll
+        for (int j = 0; j < Chunk::kWords; ++j) words[u][r][j] = next[u][r][j];
   }
 
   // Sum over the block: shuffles within each warp, then shared memory across warps.
@@ -168,8 +194,10 @@ void launch_qmv(const QmmProblem& p) {
   using Chunk = QmvChunk<Bits, Vectorized>;
   constexpr int kRows = qmv_rows_per_block<Bits>();
   const int64_t chunks = p.k / Chunk::kElements;
-  // Enough threads that each does one step (kQmvUnroll chunks) where K allows, at most 8 warps.
-  const int64_t wanted = (chunks + kQmvUnroll - 1) / kQmvUnroll;
+  // Threads such that each does qmv_steps_per_thread() steps of kQmvUnroll chunks where K
+  // allows, from 1 warp to 8.
+  const int64_t per_thread = int64_t{kQmvUnroll} * qmv_steps_per_thread();
+  const int64_t wanted = (chunks + per_thread - 1) / per_thread;
   const int threads = static_cast<int>(std::clamp<int64_t>((wanted + 31) / 32 * 32, 32, kQmvMaxThreads));
   const dim3 grid(static_cast<unsigned>((p.n + kRows - 1) / kRows), static_cast<unsigned>((p.m + RowsOfX - 1) / RowsOfX));
   if (grid.x > 2147483647u || grid.y > 65535u) throw Error("[affine_qmm_t] problem too large for qmv: " + describe(p));

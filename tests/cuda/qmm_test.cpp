@@ -156,6 +156,41 @@ TEST_F(CudaQmm, SmallCaseForTheSanitizer) {
     }
 }
 
+// Few tiles and a long K: the fused GEMM splits K and sums float partials (with the bias);
+// M = 300 takes the dequantize + cuBLAS path, in more than one slice when K is long.
+TEST_F(CudaQmm, SplitKAndDequantizeGemmMatchTheReference) {
+  std::mt19937 rng(10);
+  for (int bits : {3, 4, 8})
+    for (int64_t m : {9, 16, 33, 100, 300}) {
+      const Case c{m, 131, 4096, bits, 64, m % 2 ? DType::BF16 : DType::F16, DType::BF16, true};
+      EXPECT_LE(relative_error(c, rng), tolerance(c.x_dtype)) << c.name();
+    }
+  const Case wide{300, 8200, 4160, 4, 64, DType::BF16, DType::F32, true};  // 4 slices of 64 MiB
+  EXPECT_LE(relative_error(wide, rng), tolerance(wide.x_dtype)) << wide.name();
+}
+
+// The GPU's dequantize rounds like the CPU's (multiply, add, one rounding): identical bytes.
+TEST_F(CudaQmm, DequantizeEqualsTheCpuBitForBit) {
+  std::mt19937 rng(11);
+  for (int bits : kSupportedBits)
+    for (int group_size : kSupportedGroupSizes)
+      for (DType scale_dtype : {DType::BF16, DType::F16, DType::F32})
+        for (DType out_dtype : {DType::BF16, DType::F16, DType::F32}) {
+          const QuantizedWeight w = random_weight(37, 384, bits, group_size, scale_dtype, rng);
+          const Tensor want = dequantize(w, out_dtype);
+          const DeviceQuantizedWeight dw = DeviceQuantizedWeight::upload(w);
+          DeviceMemory out(want.nbytes());
+          ASSERT_EQ(cudaMemset(out.ptr, 0xFF, want.nbytes()), cudaSuccess);
+          affine_dequantize(dw.weight, dw.scales, dw.biases, out.ptr, dw.rows, dw.cols, group_size, bits,
+                            scale_dtype, out_dtype);
+          std::vector<unsigned char> got(want.nbytes());
+          ASSERT_EQ(cudaMemcpy(got.data(), out.ptr, got.size(), cudaMemcpyDeviceToHost), cudaSuccess);
+          EXPECT_EQ(std::memcmp(got.data(), want.bytes(), got.size()), 0)
+              << "bits=" << bits << " group=" << group_size << " scales=" << dtype_name(scale_dtype)
+              << " out=" << dtype_name(out_dtype);
+        }
+}
+
 TEST_F(CudaQmm, HostTensorEntryMatchesTheReference) {
   std::mt19937 rng(9);
   const QuantizedWeight w = random_weight(64, 512, 4, 64, DType::BF16, rng);
