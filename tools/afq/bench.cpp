@@ -1,4 +1,5 @@
-// afq bench qmm: times affine_qmm_t on the CPU or the GPU beside its peers (see bench_qmm.h).
+// afq bench qmm: times affine_qmm_t on the CPU or the GPU beside its peers (see bench_qmm.h);
+// afq bench generate: a whole model (bench_generate.cpp).
 #include <memory>
 #include <string>
 
@@ -16,6 +17,7 @@ __attribute__((weak)) void run_cuda_qmm_bench(const QmmBenchOptions&) {
 void add_bench_command(CLI::App& app) {
   CLI::App* bench = app.add_subcommand("bench", "Measure kernels beside their peers");
   bench->require_subcommand(1);
+  add_bench_generate_command(*bench);
 
   struct Args {
     QmmBenchOptions options;

@@ -18,6 +18,9 @@ struct QmmBenchOptions {
   bool json = false;     // one JSON object per case
 };
 
+// Bytes/s that all threads of the pool read from a buffer 8x the last-level cache (best of 6).
+double measure_cpu_read_bandwidth();
+
 void run_cpu_qmm_bench(const QmmBenchOptions& options);   // bench_qmm_cpu.cpp
 void run_cuda_qmm_bench(const QmmBenchOptions& options);  // bench_qmm_cuda.cpp; throws afq::Error without CUDA
 

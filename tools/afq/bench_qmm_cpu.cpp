@@ -118,6 +118,8 @@ QuantizedWeight random_weight(int64_t n, int64_t k, int bits, int group_size, st
 
 }  // namespace
 
+double measure_cpu_read_bandwidth() { return measure_read_bandwidth(last_level_cache_bytes()); }
+
 void run_cpu_qmm_bench(const QmmBenchOptions& o) {
   check_bits(o.bits);
   check_group_size(o.group_size);

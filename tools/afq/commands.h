@@ -9,6 +9,7 @@ void add_inspect_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
 void add_dequantize_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_bench_generate_command(CLI::App& bench);  // a subcommand of bench
 void add_generate_command(CLI::App& app);
 void add_perplexity_command(CLI::App& app);
 
