@@ -46,7 +46,7 @@ GenerateResult generate(Model& model, const Tokenizer& tokenizer, const std::vec
   GenerateResult result;
   result.prompt_tokens = static_cast<int64_t>(prompt.size());
   Sampler sampler(options.sampling);
-  StreamingDecoder decoder(tokenizer);
+  StreamingDecoder decoder(tokenizer, prompt);  // continues the prompt: SentencePiece keeps the space
   std::vector<int32_t> history = prompt;
   std::string pending;  // decoded text not yet handed to on_text
 
