@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# afq_torch on the GPU machine: build the PyTorch extension (torch-ext/) against the installed
+# PyTorch, run its tests, then the transformers benchmark. Carry .devdeps (Highway, PCRE2:
+# ../shared/device/fetch-debs.sh). Each stage fits one device call (10 minutes); results of the
+# benchmark stages accumulate in build-torch/results, which stays on a warm machine, and every call
+# prints the table of what is there last. Files under $OUT (at most 8).
+#   STAGES="build test" scripts/device/torch_run.sh                 # about 5-8 minutes
+#   STAGES="bench-cuda bench-cpu" scripts/device/torch_run.sh       # accuracy, memory, eager decode
+#   STAGES="bench-compile" scripts/device/torch_run.sh              # decode with torch.compile (CUDA)
+# Stages: build test test-quick bench-cuda bench-cpu bench-compile (default: build test bench-cuda).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/afq-torch-out}
+mkdir -p "$OUT"
+STAGES=${STAGES:-"build test bench-cuda"}
+BUILD=build-torch
+RESULTS=$BUILD/results
+has() { [[ " $STAGES " == *" $1 "* ]]; }
+section() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
+status=0
+
+deps=$PWD/.devdeps/usr
+export PKG_CONFIG_PATH=$deps/lib/x86_64-linux-gnu/pkgconfig:$deps/share/pkgconfig
+export LD_LIBRARY_PATH=$deps/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+export PYTHONPATH=$PWD/$BUILD/python${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
+export TORCHINDUCTOR_CACHE_DIR=$PWD/$BUILD/inductor-cache  # compiled kernels reused by the next call
+py=$(command -v python3)
+
+section machine
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+$py -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__)'
+
+if has build; then
+  section build
+  torch_prefix=$($py -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  # PyTorch's CMake config looks for cuDNN; point it at the pip wheel's copy when there is one.
+  cudnn=$($py -c 'import nvidia.cudnn as m; print(list(m.__path__)[0])' 2>/dev/null || true)
+  cudnn_args=()
+  if [[ -n "$cudnn" && -d "$cudnn/include" ]]; then
+    lib=$(ls "$cudnn"/lib/libcudnn.so* 2>/dev/null | head -1)
+    cudnn_args=(-DCUDNN_ROOT="$cudnn" -DCUDNN_INCLUDE_DIR="$cudnn/include" -DCUDNN_INCLUDE_PATH="$cudnn/include"
+                -DCUDNN_LIBRARY="$lib" -DCUDNN_LIBRARY_PATH="$lib")
+  fi
+  cmake -S torch-ext -B $BUILD -G Ninja -DCMAKE_BUILD_TYPE=Release -DAFQ_CUDA=ON \
+    -DCMAKE_PREFIX_PATH="$deps;$torch_prefix" -DPython3_EXECUTABLE="$py" \
+    -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90a-real}" "${cudnn_args[@]}" >"$OUT/build.log" 2>&1 ||
+    { tail -40 "$OUT/build.log"; exit 1; }
+  grep -E "afq_torch:|afq: CUDA|PyTorch:|CUDA detected" "$OUT/build.log"
+  start=$(date +%s)
+  cmake --build $BUILD -j16 >>"$OUT/build.log" 2>&1 ||
+    { grep -B2 -A12 -E "error|FAILED" "$OUT/build.log" | head -120; exit 1; }
+  echo "extension built in $(( $(date +%s) - start )) s"
+  grep -E "warning" "$OUT/build.log" | grep -v "^ninja" | sort | uniq | head -20
+  # The afq CLI writes the `afq quantize --layout transformers` checkpoint of the benchmark (optional).
+  cmake --build $BUILD --target afq_cli -j16 >>"$OUT/build.log" 2>&1 && echo "afq CLI built" ||
+    echo "afq CLI did not build (see build.log); the benchmark falls back to .devcheck/ if carried"
+  $py -c 'import afq_torch, torch; print("loaded:", torch.ops.afq.affine_qmm_t, "CUDA kernel:",
+    torch._C._dispatch_has_kernel_for_dispatch_key("afq::affine_qmm_t", "CUDA"))' || status=1
+fi
+
+if has test || has test-quick; then
+  section "tests: torch-ext/tests/test_ops.py"
+  quick=(); has test-quick && quick=(--quick)
+  $py torch-ext/tests/test_ops.py --json "$OUT/test_ops.json" "${quick[@]}" 2>&1 | tee "$OUT/tests.log"
+  [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+  section "tests: torch-ext/tests/test_transformers.py"
+  $py torch-ext/tests/test_transformers.py --json "$OUT/test_transformers.json" 2>&1 | tee -a "$OUT/tests.log" |
+    grep -viE "warn"
+  [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+fi
+
+bench() {  # bench NAME ARGS...: one run of bench/torch_transformers.py, logged
+  local name=$1; shift
+  section "bench: $name"
+  $py bench/torch_transformers.py --results "$RESULTS" --no-summary "$@" 2>&1 | tee -a "$OUT/bench.log" |
+    grep -E "^\[|Error|^transformers"
+}
+has bench-cuda && bench "CUDA: accuracy, memory, eager decode" --parts accuracy,memory,speed --devices cuda
+has bench-cpu && bench "CPU: accuracy, eager decode" --parts accuracy,speed --devices cpu
+has bench-compile && bench "CUDA: decode with torch.compile" --parts speed --devices cuda --compile
+
+if [[ -d $RESULTS ]]; then
+  tar -czf "$OUT/results.tgz" -C $BUILD results
+  $py bench/torch_transformers.py --summary --results "$RESULTS"
+fi
+exit $status
