@@ -90,7 +90,6 @@ def _transformers_parts(allow_untested_version):
         (MetalHfQuantizer, "validate_environment"),
         (MetalHfQuantizer, "update_device_map"),
         (MetalHfQuantizer, "get_quantize_ops"),
-        (MetalHfQuantizer, "_process_model_after_weight_loading"),
     ]
     missing = [name for owner, name in needed if not hasattr(owner, name)]
     if missing:
@@ -248,13 +247,15 @@ def enable_transformers(quantize_method="minmax", allow_untested_version=False):
     if _saved:
         return True  # already enabled; only the quantize method changed
     quantize_op = _make_quantize_op(metal_quantization)
-    after_loading = _make_after_loading(metal_quantization.MetalLinear, quantizer._process_model_after_weight_loading)
     _patch(metal_quantization, "_get_metal_kernel", _get_afq_kernel)
     _patch(quantizer, "validate_environment", _validate_environment)
     _patch(quantizer, "update_device_map", _update_device_map)
     _patch(quantizer, "get_quantize_ops", lambda self: quantize_op(self))
-    _patch(quantizer, "_process_model_after_weight_loading", after_loading)
     _patch(quantizer, "is_compileable", property(lambda self: True))
+    original_after = getattr(quantizer, "_process_model_after_weight_loading", None)
+    if original_after is not None:  # without it, MetalLinear casts the scales on each call (correct, slower)
+        after_loading = _make_after_loading(metal_quantization.MetalLinear, original_after)
+        _patch(quantizer, "_process_model_after_weight_loading", after_loading)
     return True
 
 
