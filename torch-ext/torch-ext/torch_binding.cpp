@@ -8,6 +8,7 @@
 #if !defined(AFQ_TORCH_LOCAL_BUILD)
 #if defined(CUDA_KERNEL)
 #define AFQ_TORCH_WITH_CUDA 1
+#define AFQ_HAVE_CUDA 1  // what afq_cuda's CMake target defines for its users
 #elif defined(CPU_KERNEL)
 #define AFQ_TORCH_WITH_CPU 1
 #endif
