@@ -82,6 +82,11 @@ has bench-cuda && bench "CUDA: accuracy, memory, eager decode" --parts accuracy,
 has bench-cpu && bench "CPU: accuracy, eager decode" --parts accuracy,speed --devices cpu
 has bench-compile && bench "CUDA: decode with torch.compile" --parts speed --devices cuda --compile
 
+section summary
+for name in test_ops test_transformers; do
+  [[ -f $OUT/$name.json ]] && $py -c 'import json, sys; d = json.load(open(sys.argv[1]))
+print("%-18s %d passed, %d failed" % (sys.argv[2], d["passed"], len(d["failed"])))' "$OUT/$name.json" "$name"
+done
 if [[ -d $RESULTS ]]; then
   tar -czf "$OUT/results.tgz" -C $BUILD results
   $py bench/torch_transformers.py --summary --results "$RESULTS"

@@ -141,9 +141,12 @@ def main():
             saved = os.path.join(work, f"saved-{device}")
             model.save_pretrained(saved)
             again = load(saved, device)
-            same = all(torch.equal(a.view(torch.int32) if a.dtype == torch.uint32 else a,
-                                   b.view(torch.int32) if b.dtype == torch.uint32 else b)
-                       for (_, a), (_, b) in zip(sorted(model.state_dict().items()), sorted(again.state_dict().items())))
+            before, after = model.state_dict(), again.state_dict()
+
+            def words(t):
+                return t.view(torch.int32) if t.dtype == torch.uint32 else t
+
+            same = sorted(before) == sorted(after) and all(torch.equal(words(before[k]), words(after[k])) for k in before)
             checks.check(f"{device} save_pretrained + reload", same and torch.equal(logits(again, ids), got), "differ")
             # torch.compile through MetalLinear.forward (transformers' code calling afq's op): no graph break.
             x = torch.randn(3, SHAPE["hidden_size"], dtype=torch.bfloat16, device=device)
