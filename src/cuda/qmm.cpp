@@ -1,6 +1,7 @@
-// affine_qmm_t on the GPU: checks the arguments, then picks the kernel (MLX style): the GEMV for
-// a few rows of x, the fused tensor-core GEMM in between, dequantize + cuBLAS for many rows; the
-// GEMV in passes of 8 rows takes every shape the fused GEMM does not.
+// affine_qmm_t on the GPU: checks the arguments, then picks the kernel (MLX style): the
+// register-dequant tensor-core GEMV up to 64 rows of x, the fused tensor-core GEMM in between,
+// dequantize + cuBLAS for many rows; the CUDA-core GEMV in passes of 8 rows takes every shape
+// the others do not.
 #include <cuda_runtime.h>
 
 #include <cstdlib>
@@ -15,16 +16,19 @@ namespace {
 
 // Rows of x up to which the GEMV wins: it reads W once and its FMAs grow with m.
 constexpr int64_t kQmvMaxRows = 8;
+// Rows of x up to which the tensor-core GEMV (one warp reuses its dequantized W for them all) runs.
+constexpr int64_t kQmvMmaMaxRows = 64;
 // Rows of x from which dequantizing W and calling cuBLAS beats the fused tensor-core GEMM.
 constexpr int64_t kDequantGemmMinRows = 96;
 
-// AFQ_CUDA_QMM=qmv|fused|dequant forces a path where it supports the problem (for benchmarks).
-enum class Path { Auto, Qmv, Fused, Dequant };
+// AFQ_CUDA_QMM=qmv|mma|fused|dequant forces a path where it supports the problem (for benchmarks).
+enum class Path { Auto, Qmv, Mma, Fused, Dequant };
 Path forced_path() {
   static const Path path = [] {
     const char* env = std::getenv("AFQ_CUDA_QMM");
     const std::string v = env ? env : "";
     if (v == "qmv") return Path::Qmv;
+    if (v == "mma") return Path::Mma;
     if (v == "fused") return Path::Fused;
     if (v == "dequant") return Path::Dequant;
     return Path::Auto;
@@ -79,6 +83,23 @@ void qmv(const QmmProblem& p) {
   }
 }
 
+bool supports_qmv_mma(const QmmProblem& p, const DeviceInfo& device) {
+  // A lane's chunk of a row: 64 q's at 2, 5 and 6 bits, 128 at 3, 32 at 4 and 8.
+  const int chunk = p.bits == 3 ? 128 : (p.bits == 2 || p.bits == 5 || p.bits == 6) ? 64 : 32;
+  return device.compute_capability >= 80 && p.m <= kQmvMmaMaxRows && p.k % chunk == 0;
+}
+
+void qmv_mma(const QmmProblem& p) {
+  switch (p.bits) {
+    case 2: return qmv_mma_bits2(p);
+    case 3: return qmv_mma_bits3(p);
+    case 4: return qmv_mma_bits4(p);
+    case 5: return qmv_mma_bits5(p);
+    case 6: return qmv_mma_bits6(p);
+    case 8: return qmv_mma_bits8(p);
+  }
+}
+
 bool supports_qmm_sm80(const QmmProblem& p, const DeviceInfo& device) {
   return device.compute_capability >= 80 && p.k % 64 == 0;  // whole 64-column steps
 }
@@ -106,6 +127,9 @@ void affine_qmm_t(const void* x, const uint32_t* weight, const void* scales, con
     case Path::Qmv:
       if (supports_qmv(p)) return qmv(p);
       break;
+    case Path::Mma:
+      if (supports_qmv_mma(p, device)) return qmv_mma(p);
+      break;
     case Path::Fused:
       if (supports_qmm_sm80(p, device)) return qmm_sm80(p);
       break;
@@ -115,6 +139,7 @@ void affine_qmm_t(const void* x, const uint32_t* weight, const void* scales, con
       break;
   }
   if (m >= kDequantGemmMinRows) return qmm_dequant_gemm(p);
+  if (supports_qmv_mma(p, device)) return qmv_mma(p);
   if (m > kQmvMaxRows && supports_qmm_sm80(p, device)) return qmm_sm80(p);
   if (supports_qmv(p)) return qmv(p);
   throw Error("[affine_qmm_t] no CUDA kernel supports " + describe(p));

@@ -49,17 +49,28 @@ void qmv(const QmmProblem& p);
 bool supports_qmm_sm80(const QmmProblem& p, const DeviceInfo& device);
 void qmm_sm80(const QmmProblem& p);
 
+// Few rows of x (M <= 64): W dequantized in registers straight into mma.sync fragments, read
+// once in coalesced 16-byte loads (qmv_mma.cuh). Needs sm_80 and K a multiple of 32..128 by bits.
+bool supports_qmv_mma(const QmmProblem& p, const DeviceInfo& device);
+void qmv_mma(const QmmProblem& p);
+
 // Large M: dequantize W in slices to x's dtype, multiply each with cuBLAS (qmm_dequant_gemm.cu).
 // Takes every valid problem.
 void qmm_dequant_gemm(const QmmProblem& p);
 
-// Per bit width, one file each (qmv_b<bits>.cu, qmm_sm80_b<bits>.cu), so builds run in parallel.
+// Per bit width, one file each (qmv_b<bits>.cu, qmv_mma_b<bits>.cu, qmm_sm80_b<bits>.cu), so builds run in parallel.
 void qmv_bits2(const QmmProblem& p);
 void qmv_bits3(const QmmProblem& p);
 void qmv_bits4(const QmmProblem& p);
 void qmv_bits5(const QmmProblem& p);
 void qmv_bits6(const QmmProblem& p);
 void qmv_bits8(const QmmProblem& p);
+void qmv_mma_bits2(const QmmProblem& p);
+void qmv_mma_bits3(const QmmProblem& p);
+void qmv_mma_bits4(const QmmProblem& p);
+void qmv_mma_bits5(const QmmProblem& p);
+void qmv_mma_bits6(const QmmProblem& p);
+void qmv_mma_bits8(const QmmProblem& p);
 void qmm_sm80_bits2(const QmmProblem& p);
 void qmm_sm80_bits3(const QmmProblem& p);
 void qmm_sm80_bits4(const QmmProblem& p);

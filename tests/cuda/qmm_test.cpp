@@ -1,5 +1,5 @@
 // afq::cuda::affine_qmm_t against the CPU reference (float64 sums) on random inputs: every bit
-// width, group size and x dtype, scales in BF16 / F16 / F32, rows of x on both kernel paths,
+// width, group size and x dtype, scales in BF16 / F16 / F32, rows of x on every kernel path,
 // odd N. Outputs are poisoned with NaN before each launch, so an unwritten element fails.
 // Every test skips when no CUDA device is present (CI has none).
 #include <cuda_runtime.h>
@@ -124,6 +124,37 @@ TEST_F(CudaQmm, MatchesTheReferenceForEveryBitsGroupDtypeAndRowCount) {
           const double e = relative_error(c, rng);
           EXPECT_LE(e, tolerance(x_dtype)) << c.name();
         }
+}
+
+// M <= 64 takes the register-dequant tensor-core GEMV (qmv_mma) on sm_80+: every row count
+// it treats differently (one block of 8 rows of x, partial blocks, several blocks up to 64),
+// odd N (a partial 16-row tile), and K = 2304, which is no multiple of any bit width's K step
+// (the last step is partly past the end) and small N splits K over blocks (partial sums).
+TEST_F(CudaQmm, TensorCoreGemvMatchesTheReferenceForEveryRowCountUpTo64) {
+  std::mt19937 rng(12);
+  const DType scale_dtypes[] = {DType::BF16, DType::F16, DType::F32};
+  int variant = 0;
+  for (int bits : kSupportedBits)
+    for (int group_size : kSupportedGroupSizes)
+      for (DType x_dtype : {DType::BF16, DType::F16})
+        for (int64_t m : {1, 2, 5, 8, 9, 16, 33, 64}) {
+          const Case c{m, 67, 2304, bits, group_size, x_dtype, scale_dtypes[variant % 3], variant % 2 == 0};
+          ++variant;
+          EXPECT_LE(relative_error(c, rng), tolerance(x_dtype)) << c.name();
+        }
+}
+
+// Decode shapes of a Llama-3-8B layer (N = 4096 + 1 rows, K = 14336): many K steps per warp,
+// eight warps per block, no split; and N = 1031, which splits K over blocks.
+TEST_F(CudaQmm, TensorCoreGemvMatchesTheReferenceOnLongRows) {
+  std::mt19937 rng(13);
+  for (int bits : {3, 4, 8})
+    for (int64_t n : {1031, 4097})
+      for (int64_t m : {1, 4, 40}) {
+        if (n == 4097 && m == 40) continue;  // the float64 reference would take too long
+        const Case c{m, n, 14336, bits, 64, m == 4 ? DType::F16 : DType::BF16, DType::BF16, m == 1};
+        EXPECT_LE(relative_error(c, rng), tolerance(c.x_dtype)) << c.name();
+      }
 }
 
 TEST_F(CudaQmm, TakesShapesTheFastPathsDoNot) {

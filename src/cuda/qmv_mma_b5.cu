@@ -1,0 +1,6 @@
+// The 5-bit register-dequant tensor-core GEMV kernels (one file per bit width keeps the build parallel).
+#include "src/cuda/qmv_mma.cuh"
+
+namespace afq::cuda {
+void qmv_mma_bits5(const QmmProblem& p) { qmv_mma_for_bits<5>(p); }
+}  // namespace afq::cuda
