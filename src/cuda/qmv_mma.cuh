@@ -50,6 +50,13 @@ struct QmvMmaShape {
 
 inline constexpr int kQmvMmaMaxWarps = 8;
 
+// Blocks of 8 warps per multiprocessor that __launch_bounds__ asks registers for: two (at most
+// 128 registers) for one block of x rows, so 16 warps keep loads in flight; 3 bits would spill.
+template <int Bits, int XBlocks>
+constexpr int qmv_mma_min_blocks() {
+  return XBlocks == 1 && Bits != 3 ? 2 : 1;
+}
+
 // ---- Pairing plan: which two q's of a pack share a 32-bit A register, and how they get there. ----
 
 enum QPairKind : int {
@@ -224,7 +231,7 @@ __device__ __forceinline__ void pair_x(const uint32_t (&xw)[16], uint32_t (&out)
 // grid: (ceil(N / 16) row tiles, K splits); block: up to 8 warps that share the tile and take
 // the split's K steps in turn, then add up in shared memory. XBlocks: blocks of 8 rows of x.
 template <class T, int Bits, int XBlocks>
-__global__ void __launch_bounds__(kQmvMmaMaxWarps * 32) qmv_mma_kernel(const QmmProblem p) {
+__global__ void __launch_bounds__(kQmvMmaMaxWarps * 32, qmv_mma_min_blocks<Bits, XBlocks>()) qmv_mma_kernel(const QmmProblem p) {
   using S = QmvMmaShape<Bits>;
   constexpr int U = S::kUnroll, P = S::kPacks;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
