@@ -187,12 +187,13 @@ TEST_F(CudaQmm, SmallCaseForTheSanitizer) {
     }
 }
 
-// Few tiles and a long K: the fused GEMM splits K and sums float partials (with the bias);
-// M = 300 takes the dequantize + cuBLAS path, in more than one slice when K is long.
+// Few tiles and a long K: the fused GEMM (M = 65..95 since qmv_mma takes M <= 64) splits K and
+// sums float partials (with the bias); M = 300 takes the dequantize + cuBLAS path, in more than
+// one slice when K is long.
 TEST_F(CudaQmm, SplitKAndDequantizeGemmMatchTheReference) {
   std::mt19937 rng(10);
   for (int bits : {3, 4, 8})
-    for (int64_t m : {9, 16, 33, 100, 300}) {
+    for (int64_t m : {9, 16, 33, 80, 100, 300}) {
       const Case c{m, 131, 4096, bits, 64, m % 2 ? DType::BF16 : DType::F16, DType::BF16, true};
       EXPECT_LE(relative_error(c, rng), tolerance(c.x_dtype)) << c.name();
     }
