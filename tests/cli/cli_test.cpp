@@ -7,7 +7,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
+
+#include "afq/tokenizer.h"
 
 namespace {
 
@@ -105,6 +109,44 @@ TEST_F(Cli, GenerateRejectsBadOptionsInOneLine) {
     EXPECT_NE(r.exit_code, 0) << args;
     EXPECT_EQ(r.output.rfind("afq: error: ", 0), 0u) << args << "\n" << r.output;
   }
+}
+
+// --chat: a copy of the shipped model given the real Llama 3 chat template (its BOS
+// "<|endoftext|>"): the prompt becomes the rendered conversation, tokenized without a second BOS.
+TEST_F(Cli, GenerateChatRendersTheTemplateWithOneBos) {
+  const fs::path model = dir_ / "chat-model";
+  fs::create_directories(model);
+  for (const char* file : {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json"})
+    fs::create_symlink(fs::path(kModel) / file, model / file);
+  std::ifstream llama3(AFQ_TEST_DATA "/chat/llama3_tokenizer_config.json");
+  std::ifstream shipped(kModel + "/tokenizer_config.json");
+  nlohmann::json config = nlohmann::json::parse(shipped);
+  config["chat_template"] = nlohmann::json::parse(llama3)["chat_template"];
+  std::ofstream(model / "tokenizer_config.json") << config.dump();
+
+  Result r = run("generate --model " + model.string() +
+                 " --chat --system 'Be brief.' --prompt 'Who art thou?' --max-tokens 1 --temp 0 --print-ids");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string rendered =
+      "<|endoftext|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>user"
+      "<|end_header_id|>\n\nWho art thou?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
+  EXPECT_EQ(r.output.rfind(rendered, 0), 0u) << r.output;  // echoed as the text being continued
+  afq::Tokenizer tokenizer = afq::Tokenizer::from_file(kModel + "/tokenizer.json", kModel + "/tokenizer_config.json");
+  std::string expected = "prompt ids:";
+  for (int32_t id : tokenizer.encode(rendered, /*add_special_tokens=*/false)) expected += " " + std::to_string(id);
+  EXPECT_NE(r.output.find(expected + "\n"), std::string::npos) << r.output;
+  EXPECT_EQ(expected.rfind("prompt ids: 0 ", 0), 0u) << expected;  // one BOS (<|endoftext|> is id 0)...
+  EXPECT_NE(expected.substr(13, 2), "0 ") << expected;              // ...not two
+}
+
+TEST_F(Cli, GenerateChatNeedsAChatTemplate) {
+  Result r = run("generate --chat --prompt hi");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.output, "afq: error: --chat: the model has no chat template (no \"chat_template\" in " + kModel +
+                          "/tokenizer_config.json)\n");
+  Result system = run("generate --system 'Be brief.' --prompt hi");
+  EXPECT_NE(system.exit_code, 0);
+  EXPECT_EQ(system.output, "afq: error: --system needs --chat\n");
 }
 
 TEST_F(Cli, CorruptSafetensorsIsAOneLineError) {

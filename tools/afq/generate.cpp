@@ -1,10 +1,14 @@
-// afq generate: load a model (quantizing it on the way if asked), tokenize, generate, stream.
+// afq generate: load a model (quantizing it on the way if asked), tokenize (through the model's
+// chat template with --chat), generate, stream.
 #include <fmt/core.h>
 #include <sys/resource.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
+#include <optional>
 
+#include "afq/chat_template.h"
 #include "afq/error.h"
 #include "afq/generate.h"
 #include "commands.h"
@@ -13,6 +17,26 @@
 namespace afq::cli {
 
 namespace {
+
+// --chat: the prompt as the user's message (after a system message, when given) in the model's
+// chat template, ending with the generation prompt that opens the assistant's turn.
+std::string chat_prompt(const std::string& dir, const std::optional<std::string>& system, const std::string& prompt) {
+  const std::filesystem::path config = std::filesystem::path(dir) / "tokenizer_config.json";
+  std::optional<ChatTemplate> chat_template;
+  if (std::filesystem::exists(config)) chat_template = ChatTemplate::from_tokenizer_config(config);
+  if (!chat_template)
+    throw Error("--chat: the model has no chat template (no \"chat_template\" in " + config.string() + ")");
+  std::vector<ChatMessage> messages;
+  if (system) messages.push_back({"system", *system});
+  messages.push_back({"user", prompt});
+  return chat_template->apply(messages, /*add_generation_prompt=*/true);
+}
+
+void print_ids(const char* label, const std::vector<int32_t>& ids) {
+  fmt::print("{}:", label);
+  for (int32_t id : ids) fmt::print(" {}", id);
+  fmt::print("\n");
+}
 
 double peak_memory_mb() {
   rusage usage{};
@@ -28,6 +52,8 @@ void add_generate_command(CLI::App& app) {
     std::string prompt;
     GenerateOptions gen;
     bool print_ids = false;
+    bool chat = false;
+    std::string system;
   };
   auto args = std::make_shared<Args>();
   args->gen.max_tokens = 100;
@@ -45,18 +71,30 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--seed", args->gen.sampling.seed, "Random seed")->capture_default_str();
   cmd->add_option("--stop", args->gen.stop, "Stop when this text appears (repeatable)");
   cmd->add_flag("--ignore-eos", [args](int64_t) { args->gen.stop_at_eos = false; }, "Do not stop at end-of-sequence");
-  cmd->add_flag("--print-ids", args->print_ids, "End with a line 'ids: ...' of the generated token ids");
-  cmd->callback([args] {
+  cmd->add_flag("--print-ids", args->print_ids,
+                "End with lines 'prompt ids: ...' and 'ids: ...' of the prompt's and the generated token ids");
+  cmd->add_flag("--chat", args->chat,
+                "Send --prompt as a user message through the model's chat template (tokenizer_config.json)");
+  CLI::Option* system = cmd->add_option("--system", args->system, "With --chat: a system message before the prompt");
+  cmd->callback([args, system] {
     if (args->gen.max_tokens < 0) throw Error("--max-tokens must be >= 0");
+    if (system->count() && !args->chat) throw Error("--system needs --chat");
+    const std::string dir = model_dir(args->model);
+    // The text the model continues (and that is echoed): the prompt, or the rendered chat.
+    const std::string text =
+        args->chat ? chat_prompt(dir, system->count() ? std::optional(args->system) : std::nullopt, args->prompt)
+                   : args->prompt;
     Model model = load_model(args->model);
-    Tokenizer tokenizer = load_tokenizer(model_dir(args->model));
-    std::vector<int32_t> prompt = tokenizer.encode(args->prompt);
+    Tokenizer tokenizer = load_tokenizer(dir);
+    // A chat template writes the special tokens itself (Llama 3's starts with the BOS): adding the
+    // tokenizer's too would double the BOS. transformers' apply_chat_template tokenizes alike.
+    std::vector<int32_t> prompt = tokenizer.encode(text, /*add_special_tokens=*/!args->chat);
     if (prompt.empty()) {
       auto bos = tokenizer.bos_id() ? tokenizer.bos_id() : model.config().bos_token_id;
       if (!bos) throw Error("--prompt is empty and the model has no BOS token to start from");
       prompt.push_back(*bos);
     }
-    fmt::print("{}", args->prompt);
+    fmt::print("{}", text);
     std::fflush(stdout);
     GenerateResult r = generate(model, tokenizer, prompt, args->gen, [](std::string_view text) {
       std::fwrite(text.data(), 1, text.size(), stdout);
@@ -64,9 +102,8 @@ void add_generate_command(CLI::App& app) {
     });
     fmt::print("\n");
     if (args->print_ids) {
-      fmt::print("ids:");
-      for (int32_t id : r.tokens) fmt::print(" {}", id);
-      fmt::print("\n");
+      print_ids("prompt ids", prompt);
+      print_ids("ids", r.tokens);
     }
     const double gen_tokens = r.tokens.size() > 1 ? static_cast<double>(r.tokens.size() - 1) : 0.0;
     fmt::print(stderr,
