@@ -132,8 +132,21 @@ class Parser {
     return body;
   }
 
+  // Nesting deep enough to exhaust the stack is refused (jinja2 hits Python's recursion limit).
+  class Nesting {
+   public:
+    Nesting(Parser& p, Pos pos) : p_(p) {
+      if (++p_.depth_ > 256) p_.fail(pos, "the template nests more than 256 levels deep");
+    }
+    ~Nesting() { --p_.depth_; }
+
+   private:
+    Parser& p_;
+  };
+
   void parse_statement(Body& body) {
     const Token& t = cur();
+    const Nesting nesting(*this, t.pos);
     if (t.type != Tok::kName) fail(t.pos, "tag name expected, got " + describe(t));
     const std::string tag = t.text;
     const Pos pos = t.pos;
@@ -405,6 +418,7 @@ class Parser {
   }
 
   ExprPtr parse_unary(bool with_filter) {
+    const Nesting nesting(*this, cur().pos);
     ExprPtr node;
     if (is_op("-") || is_op("+")) {
       const Token& op = next();
@@ -614,6 +628,7 @@ class Parser {
   std::vector<Token> toks_;
   size_t i_ = 0;
   int loop_depth_ = 0;
+  int depth_ = 0;  // statements and unary expressions being parsed, one inside the other
 };
 
 }  // namespace

@@ -421,7 +421,8 @@ std::string percent_format(const std::string& format, const Value& args) {
     }
   }
   // A dict or list argument may go unused: Python takes it for a mapping.
-  if (next < values.size() && !args.is_dict() && !args.is_undefined() && !(args.is_list() && !args.is_tuple()))
+  if (next < values.size() && !args.is_dict() && !args.is_undefined() &&
+      !(args.is_list() && !args.is_tuple() && !args.is_view()))
     throw Failure("not all arguments converted during string formatting");
   return out;
 }

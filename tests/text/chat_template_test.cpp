@@ -34,6 +34,8 @@ struct Case {
   size_t index;
 };
 
+void PrintTo(const Case& c, std::ostream* os) { *os << cases()[c.section][c.index]["name"].get<std::string>(); }
+
 std::vector<Case> cases_of(const std::string& section) {
   std::vector<Case> out;
   for (size_t i = 0; i < cases()[section].size(); ++i) out.push_back({section, i});
@@ -151,6 +153,14 @@ TEST(ChatTemplate, IntegersAre64BitAndSayWhenTheyOverflow) {
             "chat template 1:4: integer 99999999999999999999 does not fit in 64 bits");
   EXPECT_EQ(ChatTemplate("{{ 2 ** 62 }} {{ -9223372036854775807 - 1 }}", "", "").render(ordered_json::object()),
             "4611686018427387904 -9223372036854775808");
+}
+
+TEST(ChatTemplate, DeepNestingIsAnErrorNotACrash) {
+  EXPECT_EQ(error_of("{{ " + std::string(300, '(') + "1" + std::string(300, ')') + " }}"),
+            "chat template 1:260: the template nests more than 256 levels deep");
+  std::string blocks;
+  for (int i = 0; i < 300; ++i) blocks += "{% if true %}";
+  EXPECT_EQ(error_of(blocks), "chat template 1:3322: the template nests more than 256 levels deep");
 }
 
 TEST(ChatTemplate, RaiseExceptionGivesOneLine) {
