@@ -3,7 +3,9 @@
 #include "afq/chat_template.h"
 
 #include <fstream>
+#include <new>
 #include <sstream>
+#include <stdexcept>
 
 #include "afq/error.h"
 #include "jinja_ast.h"
@@ -88,7 +90,13 @@ std::optional<ChatTemplate> ChatTemplate::from_tokenizer_config(const std::files
 
 std::string ChatTemplate::render(const nlohmann::ordered_json& context) const {
   if (!context.is_object()) throw Error("chat template: the context must be a JSON object");
-  return jinja::render(impl_->body, jinja::from_json(context).dict());
+  try {
+    return jinja::render(impl_->body, jinja::from_json(context).dict());
+  } catch (const std::bad_alloc&) {
+    throw Error("chat template: out of memory while rendering");
+  } catch (const std::length_error& e) {
+    throw Error(std::string("chat template: a string or list grew too long (") + e.what() + ")");
+  }
 }
 
 std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt,

@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "jinja_value.h"
 
@@ -29,7 +30,9 @@ Value get_item(const Value& obj, const Value& key);
 Value get_slice(const Value& obj, const Value& start, const Value& stop, const Value& step);
 
 // The globals of transformers' environment: raise_exception, strftime_now, namespace, range, dict.
-Dict make_globals();
+// Each namespace() made is appended to *namespaces, so that the renderer can break the reference
+// cycles a template may build with them (`set ns.self = ns`).
+Dict make_globals(std::vector<Value>* namespaces);
 
 // transformers' tojson: json.dumps(value, ensure_ascii=False, indent=None, separators=None,
 // sort_keys=False).

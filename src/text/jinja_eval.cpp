@@ -184,8 +184,12 @@ class Renderer {
     return Value::dict(std::move(loop));
   }
 
+  // The macro holds its scope weakly (the scope holds the macro: a cycle otherwise); the renderer
+  // keeps the scope alive, for a macro may be called after its scope ends (stored in a namespace).
   Value macro(const Node& n, const ScopePtr& defined_in) {
-    return Value::function(n.text, [this, &n, defined_in](const Args& a) {
+    macro_scopes_.push_back(defined_in);
+    return Value::function(n.text, [this, &n, weak = std::weak_ptr<Scope>(defined_in)](const Args& a) {
+      const ScopePtr defined_in = weak.lock();
       if (a.positional.size() > n.params.size())
         throw Failure("macro '" + n.text + "' takes not more than " + std::to_string(n.params.size()) + " argument(s)");
       for (const auto& [key, unused] : a.keyword) {
@@ -339,13 +343,24 @@ class Renderer {
   }
 
   int depth_ = 0;
+  std::vector<ScopePtr> macro_scopes_;
+};
+
+// Empties the namespaces a render made, which may refer to each other or themselves.
+struct BreakCycles {
+  std::vector<Value>& namespaces;
+  ~BreakCycles() {
+    for (Value& ns : namespaces) ns.ns().attrs.entries.clear();
+  }
 };
 
 }  // namespace
 
 std::string render(const Body& body, const Dict& context) {
+  std::vector<Value> namespaces;
+  const BreakCycles break_cycles{namespaces};
   auto globals = std::make_shared<Scope>();
-  globals->vars = make_globals();
+  globals->vars = make_globals(&namespaces);
   ScopePtr root = child(globals);
   root->vars = context;
   std::string out;

@@ -260,7 +260,8 @@ Value f_indent(const Value& v, const Args& a) {
   const Value& width = arg(a, 0, "width", Value(4));
   const bool first = truthy(arg(a, 1, "first", Value(false)));
   const bool blank = truthy(arg(a, 2, "blank", Value(false)));
-  const std::string indention = width.is_string() ? width.str() : std::string(width.integer(), ' ');
+  const std::string indention =
+      width.is_string() ? width.str() : std::string(std::max<int64_t>(0, width.integer()), ' ');
   if (v.is_undefined()) fail_undefined(v);
   if (!v.is_string()) throw Failure("indent expects a string, got " + type_name(v));
   // Python's splitlines() of s + "\n".

@@ -431,7 +431,7 @@ Value get_slice(const Value& obj, const Value& start, const Value& stop, const V
   return Value(out);
 }
 
-Dict make_globals() {
+Dict make_globals(std::vector<Value>* namespaces) {
   Dict g;
   g.set("raise_exception", Value::function("raise_exception", [](const Args& a) -> Value {
           throw Failure(a.positional.empty() ? std::string("raise_exception() called") : to_str(a.positional[0]));
@@ -458,7 +458,10 @@ Dict make_globals() {
     for (const auto& [k, v] : a.keyword) d.set(k, v);
     return d;
   };
-  g.set("namespace", Value::function("namespace", [dict_of](const Args& a) { return Value::ns(dict_of(a)); }));
+  g.set("namespace", Value::function("namespace", [dict_of, namespaces](const Args& a) {
+          namespaces->push_back(Value::ns(dict_of(a)));
+          return namespaces->back();
+        }));
   g.set("dict", Value::function("dict", [dict_of](const Args& a) { return Value::dict(dict_of(a)); }));
   g.set("range", Value::function("range", [](const Args& a) {
           if (a.positional.empty() || a.positional.size() > 3) throw Failure("range expected 1 to 3 arguments");

@@ -163,6 +163,14 @@ TEST(ChatTemplate, DeepNestingIsAnErrorNotACrash) {
   EXPECT_EQ(error_of(blocks), "chat template 1:3322: the template nests more than 256 levels deep");
 }
 
+TEST(ChatTemplate, ReferenceCyclesDoNotOutliveTheRender) {
+  // Under the asan preset, LeakSanitizer checks that these free everything.
+  ChatTemplate t("{% set ns = namespace() %}{% set ns.self = ns %}{% macro m() %}{{ ns.self is defined }}{% endmacro %}"
+                 "{% set ns.m = m %}{{ ns.m() }}",
+                 "", "");
+  EXPECT_EQ(t.render(ordered_json::object()), "True");
+}
+
 TEST(ChatTemplate, RaiseExceptionGivesOneLine) {
   EXPECT_EQ(error_of("\n\n   {{ raise_exception('two\\nlines') }}"), "chat template 3:7: two lines");
 }
