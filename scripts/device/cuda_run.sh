@@ -71,11 +71,15 @@ if has profile; then
     sections="--section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy --section LaunchStats"
     AFQ_CUDA_QMM=qmv ncu $sections -k regex:qmv_kernel -c 1 $afq bench qmm --device cuda --m 1 --n 4096 --k 14336 \
       --bits 4 --group-size 64 --iterations 3 >"$OUT/ncu_qmv.txt" 2>&1
+    for m in 1 8; do
+      AFQ_CUDA_QMM=mma ncu $sections -k regex:qmv_mma -c 1 $afq bench qmm --device cuda --m $m --n 4096 --k 14336 \
+        --bits 4 --group-size 64 --iterations 3 >"$OUT/ncu_mma_m$m.txt" 2>&1
+    done
     AFQ_CUDA_QMM=fused ncu $sections -k regex:qmm_sm80_kernel -c 1 $afq bench qmm --device cuda --m 16 --n 4096 \
       --k 14336 --bits 4 --group-size 64 --iterations 3 >"$OUT/ncu_fused.txt" 2>&1
     AFQ_CUDA_QMM=dequant ncu $sections -k regex:dequantize_kernel -c 1 $afq bench qmm --device cuda --m 512 \
       --n 4096 --k 14336 --bits 4 --group-size 64 --iterations 3 >"$OUT/ncu_dequant.txt" 2>&1
-    for f in qmv fused dequant; do
+    for f in qmv mma_m1 mma_m8 fused dequant; do
       echo "--- $f"; grep -E "Duration|Memory Throughput|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Stall|Issue Slots Busy|One or More Eligible" "$OUT/ncu_$f.txt" | head -14
     done
   else

@@ -14,26 +14,32 @@
 namespace afq::cuda {
 namespace {
 
-// Rows of x up to which the GEMV wins: it reads W once and its FMAs grow with m.
-constexpr int64_t kQmvMaxRows = 8;
-// Rows of x up to which the tensor-core GEMV (one warp reuses its dequantized W for them all) runs.
-constexpr int64_t kQmvMmaMaxRows = 64;
-// Rows of x from which dequantizing W and calling cuBLAS beats the fused tensor-core GEMM.
+// The dispatcher's choices, measured on an H100 (BENCHMARKS.md, "Choosing the path"): the FP32
+// GEMV wins at one row of x for 4 and 8 bits (its FMAs grow with m, the tensor-core GEMV's do
+// not; at 2 and 3 bits its unpacking costs more than the tensor-core GEMV's); the tensor-core
+// GEMV up to 8 rows (one n8 tile of x: 16 rows cost it two passes over W); the fused GEMM from
+// there until dequantizing W and calling cuBLAS wins.
+bool qmv_is_best(const QmmProblem& p) { return p.m == 1 && (p.bits == 4 || p.bits == 8); }
+constexpr int64_t kQmvMmaBestMaxRows = 8;
 constexpr int64_t kDequantGemmMinRows = 96;
+// Rows of x the tensor-core GEMV can take at all (its per-block x tile).
+constexpr int64_t kQmvMmaMaxRows = 64;
 
-// AFQ_CUDA_QMM=qmv|mma|fused|dequant forces a path where it supports the problem (for benchmarks).
-enum class Path { Auto, Qmv, Mma, Fused, Dequant };
-Path forced_path() {
-  static const Path path = [] {
+thread_local QmmPath path_forced_on_thread = QmmPath::Auto;
+
+// A path forced on this thread (ForceQmmPath, for tests), else by AFQ_CUDA_QMM=qmv|mma|fused|dequant
+// for the process (benchmarks); either only where the path supports the problem.
+QmmPath forced_path() {
+  static const QmmPath from_env = [] {
     const char* env = std::getenv("AFQ_CUDA_QMM");
     const std::string v = env ? env : "";
-    if (v == "qmv") return Path::Qmv;
-    if (v == "mma") return Path::Mma;
-    if (v == "fused") return Path::Fused;
-    if (v == "dequant") return Path::Dequant;
-    return Path::Auto;
+    if (v == "qmv") return QmmPath::Qmv;
+    if (v == "mma") return QmmPath::Mma;
+    if (v == "fused") return QmmPath::Fused;
+    if (v == "dequant") return QmmPath::Dequant;
+    return QmmPath::Auto;
   }();
-  return path;
+  return path_forced_on_thread != QmmPath::Auto ? path_forced_on_thread : from_env;
 }
 
 bool is_half(DType d) { return d == DType::BF16 || d == DType::F16; }
@@ -62,6 +68,9 @@ void validate_problem(const QmmProblem& p) {
 }
 
 }  // namespace
+
+ForceQmmPath::ForceQmmPath(QmmPath path) : previous_(path_forced_on_thread) { path_forced_on_thread = path; }
+ForceQmmPath::~ForceQmmPath() { path_forced_on_thread = previous_; }
 
 std::string describe(const QmmProblem& p) {
   return "M=" + std::to_string(p.m) + " N=" + std::to_string(p.n) + " K=" + std::to_string(p.k) +
@@ -124,23 +133,25 @@ void affine_qmm_t(const void* x, const uint32_t* weight, const void* scales, con
   if (m == 0) return;
   const DeviceInfo& device = current_device_info();
   switch (forced_path()) {
-    case Path::Qmv:
+    case QmmPath::Qmv:
       if (supports_qmv(p)) return qmv(p);
       break;
-    case Path::Mma:
+    case QmmPath::Mma:
       if (supports_qmv_mma(p, device)) return qmv_mma(p);
       break;
-    case Path::Fused:
+    case QmmPath::Fused:
       if (supports_qmm_sm80(p, device)) return qmm_sm80(p);
       break;
-    case Path::Dequant:
+    case QmmPath::Dequant:
       return qmm_dequant_gemm(p);
-    case Path::Auto:
+    case QmmPath::Auto:
       break;
   }
   if (m >= kDequantGemmMinRows) return qmm_dequant_gemm(p);
+  if (qmv_is_best(p) && supports_qmv(p)) return qmv(p);
+  if (m <= kQmvMmaBestMaxRows && supports_qmv_mma(p, device)) return qmv_mma(p);
+  if (supports_qmm_sm80(p, device)) return qmm_sm80(p);
   if (supports_qmv_mma(p, device)) return qmv_mma(p);
-  if (m > kQmvMaxRows && supports_qmm_sm80(p, device)) return qmm_sm80(p);
   if (supports_qmv(p)) return qmv(p);
   throw Error("[affine_qmm_t] no CUDA kernel supports " + describe(p));
 }

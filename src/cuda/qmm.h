@@ -49,10 +49,26 @@ void qmv(const QmmProblem& p);
 bool supports_qmm_sm80(const QmmProblem& p, const DeviceInfo& device);
 void qmm_sm80(const QmmProblem& p);
 
-// Few rows of x (M <= 64): W dequantized in registers straight into mma.sync fragments, read
+// Few rows of x (M <= 64; the dispatcher sends it 2 to 8): W dequantized in registers straight into mma.sync fragments, read
 // once in coalesced 16-byte loads (qmv_mma.cuh). Needs sm_80 and K a multiple of 32..128 by bits.
 bool supports_qmv_mma(const QmmProblem& p, const DeviceInfo& device);
 void qmv_mma(const QmmProblem& p);
+
+// The kernel families, for forcing one (tests, benchmarks).
+enum class QmmPath { Auto, Qmv, Mma, Fused, Dequant };
+
+// Forces `path` on this thread while alive, where the path supports the problem: tests cover
+// each family on every shape it takes, not only those the dispatcher sends it.
+class ForceQmmPath {
+ public:
+  explicit ForceQmmPath(QmmPath path);
+  ~ForceQmmPath();
+  ForceQmmPath(const ForceQmmPath&) = delete;
+  ForceQmmPath& operator=(const ForceQmmPath&) = delete;
+
+ private:
+  QmmPath previous_;
+};
 
 // Large M: dequantize W in slices to x's dtype, multiply each with cuBLAS (qmm_dequant_gemm.cu).
 // Takes every valid problem.

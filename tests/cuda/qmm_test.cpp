@@ -16,6 +16,7 @@
 #include "afq/error.h"
 #include "afq/half.h"
 #include "afq/quant.h"
+#include "src/cuda/qmm.h"
 
 namespace afq::cuda {
 namespace {
@@ -126,11 +127,12 @@ TEST_F(CudaQmm, MatchesTheReferenceForEveryBitsGroupDtypeAndRowCount) {
         }
 }
 
-// M <= 64 takes the register-dequant tensor-core GEMV (qmv_mma) on sm_80+: every row count
+// The register-dequant tensor-core GEMV (qmv_mma, sm_80+) takes up to 64 rows: every row count
 // it treats differently (one block of 8 rows of x, partial blocks, several blocks up to 64),
 // odd N (a partial 16-row tile), and K = 2304, which is no multiple of any bit width's K step
 // (the last step is partly past the end) and small N splits K over blocks (partial sums).
 TEST_F(CudaQmm, TensorCoreGemvMatchesTheReferenceForEveryRowCountUpTo64) {
+  const ForceQmmPath force(QmmPath::Mma);  // the dispatcher sends it only 2 to 8 rows
   std::mt19937 rng(12);
   const DType scale_dtypes[] = {DType::BF16, DType::F16, DType::F32};
   int variant = 0;
@@ -147,6 +149,7 @@ TEST_F(CudaQmm, TensorCoreGemvMatchesTheReferenceForEveryRowCountUpTo64) {
 // Decode shapes of a Llama-3-8B layer (N = 4096 + 1 rows, K = 14336): many K steps per warp,
 // eight warps per block, no split; and N = 1031, which splits K over blocks.
 TEST_F(CudaQmm, TensorCoreGemvMatchesTheReferenceOnLongRows) {
+  const ForceQmmPath force(QmmPath::Mma);
   std::mt19937 rng(13);
   for (int bits : {3, 4, 8})
     for (int64_t n : {1031, 4097})
@@ -187,7 +190,7 @@ TEST_F(CudaQmm, SmallCaseForTheSanitizer) {
     }
 }
 
-// Few tiles and a long K: the fused GEMM (M = 65..95 since qmv_mma takes M <= 64) splits K and
+// Few tiles and a long K: the fused GEMM (M = 9..95) splits K and
 // sums float partials (with the bias); M = 300 takes the dequantize + cuBLAS path, in more than
 // one slice when K is long.
 TEST_F(CudaQmm, SplitKAndDequantizeGemmMatchTheReference) {
@@ -199,6 +202,20 @@ TEST_F(CudaQmm, SplitKAndDequantizeGemmMatchTheReference) {
     }
   const Case wide{300, 8200, 4160, 4, 64, DType::BF16, DType::F32, true};  // 4 slices of 64 MiB
   EXPECT_LE(relative_error(wide, rng), tolerance(wide.x_dtype)) << wide.name();
+}
+
+// Each kernel family forced on row counts the dispatcher sends elsewhere, so that none goes
+// untested when the thresholds move.
+TEST_F(CudaQmm, EveryPathMatchesTheReferenceWhenForced) {
+  std::mt19937 rng(14);
+  for (QmmPath path : {QmmPath::Qmv, QmmPath::Mma, QmmPath::Fused, QmmPath::Dequant}) {
+    const ForceQmmPath force(path);
+    for (int bits : kSupportedBits)
+      for (int64_t m : {1, 3, 8, 16, 40}) {
+        const Case c{m, 67, 1024, bits, 64, m % 2 ? DType::BF16 : DType::F16, DType::BF16, m == 3};
+        EXPECT_LE(relative_error(c, rng), tolerance(c.x_dtype)) << c.name() << " path " << static_cast<int>(path);
+      }
+  }
 }
 
 // The GPU's dequantize rounds like the CPU's (multiply, add, one rounding): identical bytes.
