@@ -25,7 +25,7 @@ deps=$PWD/.devdeps/usr
 export PKG_CONFIG_PATH=$deps/lib/x86_64-linux-gnu/pkgconfig:$deps/share/pkgconfig
 export LD_LIBRARY_PATH=$deps/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 export PYTHONPATH=$PWD/$BUILD/python${PYTHONPATH:+:$PYTHONPATH}
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
+export PYTHONFAULTHANDLER=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
 export TORCHINDUCTOR_CACHE_DIR=$PWD/$BUILD/inductor-cache  # compiled kernels reused by the next call
 py=$(command -v python3)
 
@@ -44,7 +44,13 @@ if has build; then
     cudnn_args=(-DCUDNN_ROOT="$cudnn" -DCUDNN_INCLUDE_DIR="$cudnn/include" -DCUDNN_INCLUDE_PATH="$cudnn/include"
                 -DCUDNN_LIBRARY="$lib" -DCUDNN_LIBRARY_PATH="$lib")
   fi
+  # The system g++, as PyTorch expects (the GPU machine's CXX is a wrapper around it).
+  cxx=${TORCH_EXT_CXX:-/usr/bin/g++}
+  if [[ -f $BUILD/CMakeCache.txt ]] && ! grep -qE "CMAKE_CXX_COMPILER:(FILEPATH|STRING)=$cxx\$" $BUILD/CMakeCache.txt; then
+    rm -rf $BUILD
+  fi
   cmake -S torch-ext -B $BUILD -G Ninja -DCMAKE_BUILD_TYPE=Release -DAFQ_CUDA=ON \
+    -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_C_COMPILER="${cxx%++}cc" -DCMAKE_CUDA_HOST_COMPILER="$cxx" \
     -DCMAKE_PREFIX_PATH="$deps;$torch_prefix" -DPython3_EXECUTABLE="$py" \
     -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90a-real}" "${cudnn_args[@]}" >"$OUT/build.log" 2>&1 ||
     { tail -40 "$OUT/build.log"; exit 1; }
@@ -53,6 +59,9 @@ if has build; then
   cmake --build $BUILD -j16 >>"$OUT/build.log" 2>&1 ||
     { grep -B2 -A12 -E "error|FAILED" "$OUT/build.log" | head -120; exit 1; }
   echo "extension built in $(( $(date +%s) - start )) s"
+  if (( $(nm --defined-only $BUILD/python/afq_torch/_afq_torch_ops.so | grep -c "_ZNKSt11logic_error4whatEv") )); then
+    echo "WARNING: the module carries its own libstdc++ (linked statically): errors will crash"; status=1
+  fi
   grep -E "warning" "$OUT/build.log" | grep -v "^ninja" | sort | uniq | head -20
   # The afq CLI writes the `afq quantize --layout transformers` checkpoint of the benchmark (optional).
   cmake --build $BUILD --target afq_cli -j16 >>"$OUT/build.log" 2>&1 && echo "afq CLI built" ||

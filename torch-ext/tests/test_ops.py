@@ -290,8 +290,10 @@ def test_backward(checks, devices):
         w32 = ops.affine_dequantize(words, scales, qbiases, 64, 8)
         x_ref = x.detach().clone().requires_grad_()
         F.linear(x_ref, w32).square().sum().backward()
-        checks.check(f"backward {device}", torch.allclose(x.grad, x_ref.grad, rtol=1e-4, atol=1e-4),
-                     f"max diff {(x.grad - x_ref.grad).abs().max().item():.3g}")
+        # Relative to the whole gradient: the forward's float32 rounding (afq's kernel against
+        # F.linear) reaches every element through the sum over N, near-zero ones included.
+        relative = ((x.grad - x_ref.grad).norm() / x_ref.grad.norm()).item()
+        checks.check(f"backward {device}", relative < 1e-5, f"relative error {relative:.3g}")
 
 
 def test_compile(checks, devices):

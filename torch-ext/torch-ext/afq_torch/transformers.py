@@ -61,6 +61,13 @@ def _get_afq_kernel():
 # --- checks --------------------------------------------------------------------------------------
 
 
+def _installed_transformers_version():
+    """The installed transformers' version (a function of its own so that tests can pretend another)."""
+    import transformers
+
+    return transformers.__version__
+
+
 def _transformers_parts(allow_untested_version):
     """(metal_quantization module, MetalHfQuantizer) of the installed transformers, checked."""
     try:
@@ -72,7 +79,7 @@ def _transformers_parts(allow_untested_version):
             f"afq_torch.enable_transformers() needs transformers {TESTED_TRANSFORMERS}.x with its Metal "
             f"quantization (MetalConfig): {e}"
         ) from e
-    version = transformers.__version__
+    version = _installed_transformers_version()
     if version.split(".")[:2] != TESTED_TRANSFORMERS.split("."):
         message = (
             f"afq_torch.enable_transformers() is tested with transformers {TESTED_TRANSFORMERS}.x only, and "
