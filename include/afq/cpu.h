@@ -29,8 +29,19 @@ void matmul_t(const float* x, int64_t m, const Tensor& w, const float* bias, flo
 // pool (the calling thread takes one range). A call from inside fn runs serially.
 void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn);
 
-// Threads of the pool: the number of cores, or AFQ_NUM_THREADS when set.
+// Threads of the pool: the number of cores, or AFQ_NUM_THREADS when set (or the host's count
+// while a host parallel_for is set).
 int num_threads();
+
+// Hands parallel_for to a host application's threads instead of afq's pool, for hosts that have
+// a pool of their own on the same cores (a PyTorch extension passes at::parallel_for: two pools
+// that both spin fight for the cores). run(n, fn) must call fn over contiguous ranges covering
+// [0, n), at most threads() of them; nested calls must run serially. Empty functions restore afq's pool.
+struct HostParallelFor {
+  std::function<void(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn)> run;
+  std::function<int()> threads;
+};
+void set_host_parallel_for(HostParallelFor host);
 
 // Resizes the pool (tests and the benchmark's --threads); threads <= 0 goes back to the default.
 void set_num_threads(int threads);

@@ -138,13 +138,31 @@ std::shared_ptr<ThreadPool> get_pool() {
   return pool;
 }
 
+std::mutex host_mutex;
+std::shared_ptr<const HostParallelFor> host;  // set by set_host_parallel_for, else null
+
+std::shared_ptr<const HostParallelFor> get_host() {
+  std::lock_guard lock(host_mutex);
+  return host;
+}
+
 }  // namespace
 
 void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn) {
+  if (const auto h = get_host()) return h->run(n, fn);
   get_pool()->run(n, fn);
 }
 
-int num_threads() { return get_pool()->threads(); }
+int num_threads() {
+  if (const auto h = get_host()) return std::max(1, h->threads());
+  return get_pool()->threads();
+}
+
+void set_host_parallel_for(HostParallelFor h) {
+  auto fresh = h.run && h.threads ? std::make_shared<const HostParallelFor>(std::move(h)) : nullptr;
+  std::lock_guard lock(host_mutex);
+  host = std::move(fresh);
+}
 
 void set_num_threads(int threads) {
   auto fresh = std::make_shared<ThreadPool>(threads > 0 ? threads : default_thread_count());

@@ -20,9 +20,12 @@
 #include "torch_binding.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -228,6 +231,18 @@ at::Tensor dequantize_on_device(const char* op, const at::Tensor& words, const a
 }  // namespace
 
 #ifdef AFQ_TORCH_WITH_CPU
+// afq's CPU kernels run on PyTorch's intra-op threads (torch.set_num_threads applies), not on a
+// second pool: two pools that both spin on the same cores slowed decoding tenfold.
+const bool afq_on_torch_threads = [] {
+  afq::cpu::set_host_parallel_for(
+      {[](int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+         const int64_t threads = std::max(1, at::get_num_threads());
+         at::parallel_for(0, n, (n + threads - 1) / threads, fn);
+       },
+       [] { return at::get_num_threads(); }});
+  return true;
+}();
+
 at::Tensor affine_qmm_t_cpu(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& scales,
                             const at::Tensor& qbiases, int64_t group_size, int64_t bits) {
   const QuantizedShape shape = check_quantized(kQmm, weight, scales, qbiases, group_size, bits);
