@@ -1,0 +1,128 @@
+// The Llama family's operations on the GPU, on device pointers: device memory, embedding lookup,
+// RMSNorm, RoPE, attention over a bf16 KV cache, SwiGLU, adds, argmax and the bf16 GEMM of float
+// linear layers. Host declarations only, so it compiles without the CUDA toolkit. Every op is
+// asynchronous on `stream` (nullptr: the default stream) and throws afq::Error on arguments it
+// does not take and on launch failures. Activations are bf16 unless a dtype argument says
+// otherwise; all arithmetic is float32.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "afq/cuda.h"
+
+namespace afq::cuda {
+
+#ifdef AFQ_HAVE_CUDA
+
+// Device memory owned by one object (cudaMalloc in the constructor, cudaFree in the destructor).
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  // `what` names the buffer in the out-of-memory message.
+  explicit DeviceBuffer(size_t bytes, const char* what = "device buffer");
+  ~DeviceBuffer();
+  DeviceBuffer(DeviceBuffer&& other) noexcept;
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  void* get() const { return ptr_; }
+  template <class T>
+  T* as() const { return static_cast<T*>(ptr_); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// A non-blocking CUDA stream owned by one object.
+class Stream {
+ public:
+  Stream();
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  CUstream_st* get() const { return stream_; }
+
+ private:
+  CUstream_st* stream_ = nullptr;
+};
+
+struct MemoryInfo {
+  size_t free_bytes = 0;
+  size_t total_bytes = 0;
+};
+MemoryInfo memory_info();  // of the current device
+
+void copy_to_device(void* dst, const void* src, size_t bytes, CUstream_st* stream);  // asynchronous
+void copy_on_device(void* dst, const void* src, size_t bytes, CUstream_st* stream);  // asynchronous
+void copy_to_host(void* dst, const void* src, size_t bytes, CUstream_st* stream);    // waits for it
+void zero_fill(void* dst, size_t bytes, CUstream_st* stream);                       // asynchronous
+void synchronize(CUstream_st* stream);
+
+// Bytes read + written per second by a 1 GiB device-to-device copy (median of 10): the decode roofline.
+double measure_copy_bandwidth();
+
+// x[t, :] = table[tokens[t], :] as float32 (the residual stream), t < n. tokens [n] int32 on the
+// device, each in [0, vocab) (the caller checks); table [vocab, hidden] in table_dtype (BF16, F16, F32).
+void embedding_lookup(const int32_t* tokens, int64_t n, const void* table, DType table_dtype, int64_t hidden,
+                      float* x, CUstream_st* stream);
+// The same from a quantized table: each row dequantized as afq::dequantize_row does (bit-exact).
+void embedding_lookup_quantized(const int32_t* tokens, int64_t n, const DeviceQuantizedWeight& table, float* x,
+                                CUstream_st* stream);
+
+// y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight for `rows` rows of `dim` (LlamaRMSNorm).
+// x in F32 or BF16, y in BF16 or F16, weight F32 [dim]. In place (y == x) when the dtypes agree.
+void rms_norm(const void* x, DType x_dtype, const float* weight, void* y, DType y_dtype, int64_t rows, int64_t dim,
+              float eps, CUstream_st* stream);
+
+// Rotary embedding of x [n, heads, head_dim] (bf16) for the tokens at positions position + t:
+// element i pairs with i + head_dim/2 (rotate_half), angle = position * inv_freq[i], inv_freq the
+// F32 [head_dim/2] table of afq::rope_inv_freq. Writes y of the same layout; y may equal x.
+void rope(const void* x, void* y, int64_t n, int heads, int head_dim, int64_t position, const float* inv_freq,
+          CUstream_st* stream);
+
+// Causal attention with grouped KV heads (GQA) over a bf16 cache:
+//   out[t, h, :] = softmax_s(q[t, h, :] . k[s, h / group, :] * scale) @ v[s, h / group, :]
+// for keys s in [first, position + t], first = max(0, position + t - window + 1) with a sliding
+// window, else 0. q, out [n, heads, head_dim]; k, v [>= position + n, kv_heads, head_dim] (the
+// layer's cache, already holding these tokens' keys and values).
+struct AttentionShape {
+  int64_t n = 0;         // query rows (tokens of this step)
+  int64_t position = 0;  // position of the first query row
+  int heads = 0, kv_heads = 0, head_dim = 0;  // head_dim even, <= 256
+  int window = 0;        // 0: full causal attention
+  float scale = 0;       // 1 / sqrt(head_dim)
+};
+// Float32 scratch the decode kernel needs for a cache of up to max_keys keys.
+size_t attention_scratch_floats(int heads, int head_dim, int64_t max_keys);
+// Picks the kernel: attention_decode for one query row, else attention_prefill.
+void attention(const void* q, const void* k, const void* v, void* out, const AttentionShape& shape, float* scratch,
+               CUstream_st* stream);
+// One query row (n == 1): the keys split into chunks over blocks, partial softmaxes merged after.
+void attention_decode(const void* q, const void* k, const void* v, void* out, const AttentionShape& shape,
+                      float* scratch, CUstream_st* stream);
+// Any n: tiles of query rows against tiles of keys with an online softmax (flash-attention order).
+void attention_prefill(const void* q, const void* k, const void* v, void* out, const AttentionShape& shape,
+                       CUstream_st* stream);
+
+// out = silu(gate) * up elementwise over `count` bf16 values (out may equal gate).
+void swiglu(const void* gate, const void* up, void* out, int64_t count, CUstream_st* stream);
+// x += y over `count` values: x float32 (the residual stream), y bf16.
+void add_residual(float* x, const void* y, int64_t count, CUstream_st* stream);
+// y[r, c] += bias[c] for y [rows, n] in y_dtype (BF16, F16, F32), bias F32 [n].
+void add_bias(void* y, DType y_dtype, const float* bias, int64_t rows, int64_t n, CUstream_st* stream);
+
+// *out = the index of the largest of values[0, n) in dtype (F32, F16, BF16); the lowest index
+// among equal maxima, as std::max_element. out is one int32 on the device.
+void argmax(const void* values, DType dtype, int64_t n, int32_t* out, CUstream_st* stream);
+
+// y[m, n] = x[m, k] @ w[n, k]^T with cuBLAS: x and w BF16, y BF16 or F32, float32 accumulation.
+void gemm_bf16_t(const void* x, int64_t m, const void* w, int64_t n, int64_t k, void* y, DType y_dtype,
+                 CUstream_st* stream);
+
+#endif  // AFQ_HAVE_CUDA
+
+}  // namespace afq::cuda

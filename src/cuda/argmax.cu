@@ -1,0 +1,85 @@
+// Greedy sampling on the device: the index of the largest logit, so that a decode step copies
+// back one int32 instead of the whole vocabulary. One block: a vocabulary is at most a few
+// hundred thousand values, a few microseconds for one SM.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <climits>
+
+#include "afq/cuda_ops.h"
+#include "src/cuda/ops_common.cuh"
+
+namespace afq::cuda {
+namespace {
+
+constexpr int kThreads = 1024;
+
+// (value, index) pairs ordered as std::max_element picks: larger value, then lower index. NaN
+// compares false, so it never wins.
+__device__ __forceinline__ bool better(float v, int32_t i, float best, int32_t best_i) {
+  return v > best || (v == best && i < best_i);
+}
+
+template <class T>
+__global__ void argmax_kernel(const T* values, int64_t n, int32_t* out) {
+  __shared__ float best_values[32];
+  __shared__ int32_t best_indices[32];
+  float best = -INFINITY;
+  int32_t best_i = INT_MAX;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    const float v = to_float(values[i]);
+    if (better(v, static_cast<int32_t>(i), best, best_i)) {
+      best = v;
+      best_i = static_cast<int32_t>(i);
+    }
+  }
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const float v = __shfl_xor_sync(0xFFFFFFFFu, best, offset);
+    const int32_t i = __shfl_xor_sync(0xFFFFFFFFu, best_i, offset);
+    if (better(v, i, best, best_i)) {
+      best = v;
+      best_i = i;
+    }
+  }
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) {
+    best_values[warp] = best;
+    best_indices[warp] = best_i;
+  }
+  __syncthreads();
+  if (warp != 0) return;
+  best = lane < blockDim.x / 32 ? best_values[lane] : -INFINITY;
+  best_i = lane < blockDim.x / 32 ? best_indices[lane] : INT_MAX;
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const float v = __shfl_xor_sync(0xFFFFFFFFu, best, offset);
+    const int32_t i = __shfl_xor_sync(0xFFFFFFFFu, best_i, offset);
+    if (better(v, i, best, best_i)) {
+      best = v;
+      best_i = i;
+    }
+  }
+  if (lane == 0) *out = best_i == INT_MAX ? 0 : best_i;  // all NaN: index 0
+}
+
+}  // namespace
+
+void argmax(const void* values, DType dtype, int64_t n, int32_t* out, CUstream_st* stream) {
+  if (n < 1 || n > INT_MAX - 1)
+    throw Error("[argmax] n=" + std::to_string(n) + " not allowed: 1 to 2^31 - 2 values");
+  switch (dtype) {
+    case DType::F32:
+      argmax_kernel<<<1, kThreads, 0, stream>>>(static_cast<const float*>(values), n, out);
+      break;
+    case DType::F16:
+      argmax_kernel<<<1, kThreads, 0, stream>>>(static_cast<const __half*>(values), n, out);
+      break;
+    case DType::BF16:
+      argmax_kernel<<<1, kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(values), n, out);
+      break;
+    default:
+      throw Error(dtype_list_error("argmax", "values", dtype, "F32, F16, BF16"));
+  }
+  check_launch("argmax");
+}
+
+}  // namespace afq::cuda

@@ -1,0 +1,138 @@
+// Decode attention: one query row per head against the KV cache. The keys are cut into chunks,
+// one block per (head, chunk), so that a long cache fills the GPU; each block leaves its partial
+// softmax (max, sum, weighted values) in scratch and a second kernel merges them per head.
+#include <cuda_bf16.h>
+
+#include <cmath>
+
+#include "afq/cuda_ops.h"
+#include "src/cuda/attention_shape.h"
+#include "src/cuda/ops_common.cuh"
+
+namespace afq::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+
+// A block's result: partial[(head * splits + split) * (head_dim + 2)] = {max, sum, values[head_dim]}.
+// Lane l of a warp holds dims l, l + 32, ... (DimsPerLane of them, head_dim <= 32 * DimsPerLane).
+template <int DimsPerLane>
+__global__ void __launch_bounds__(kWarps * 32)
+    attention_decode_kernel(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, float* partial,
+                            AttentionShape s, int64_t first, int64_t keys, int64_t chunk, int splits) {
+  __shared__ float max_s[kWarps], sum_s[kWarps];
+  __shared__ float values_s[kWarps][32 * DimsPerLane];
+  const int head = blockIdx.x, split = blockIdx.y, hd = s.head_dim;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t kv_stride = int64_t{s.kv_heads} * hd;
+  const int64_t kv_offset = int64_t{head / (s.heads / s.kv_heads)} * hd;
+  const int64_t begin = first + split * chunk, end = min(begin + chunk, first + keys);
+
+  float qr[DimsPerLane], acc[DimsPerLane];
+#pragma unroll
+  for (int i = 0; i < DimsPerLane; ++i) {
+    const int d = lane + 32 * i;
+    qr[i] = d < hd ? to_float(q[int64_t{head} * hd + d]) : 0.f;
+    acc[i] = 0.f;
+  }
+  // Online softmax over this warp's keys (every kWarps-th of the chunk).
+  float m = -INFINITY, l = 0.f;
+  for (int64_t key = begin + warp; key < end; key += kWarps) {
+    const __nv_bfloat16* kr = k + key * kv_stride + kv_offset;
+    const __nv_bfloat16* vr = v + key * kv_stride + kv_offset;
+    float dot = 0.f;
+#pragma unroll
+    for (int i = 0; i < DimsPerLane; ++i) {
+      const int d = lane + 32 * i;
+      if (d < hd) dot += qr[i] * to_float(kr[d]);
+    }
+    const float score = warp_sum(dot) * s.scale;
+    const float m_new = fmaxf(m, score);
+    const float correction = expf(m - m_new), p = expf(score - m_new);  // m = -inf at first: correction 0
+    l = l * correction + p;
+#pragma unroll
+    for (int i = 0; i < DimsPerLane; ++i) {
+      const int d = lane + 32 * i;
+      acc[i] = acc[i] * correction + (d < hd ? p * to_float(vr[d]) : 0.f);
+    }
+    m = m_new;
+  }
+  if (lane == 0) {
+    max_s[warp] = m;
+    sum_s[warp] = l;
+  }
+#pragma unroll
+  for (int i = 0; i < DimsPerLane; ++i) values_s[warp][lane + 32 * i] = acc[i];
+  __syncthreads();
+
+  // Merge the warps; a warp without keys has max -inf and contributes nothing.
+  float block_max = -INFINITY;
+  for (int w = 0; w < kWarps; ++w) block_max = fmaxf(block_max, max_s[w]);
+  float* out = partial + (int64_t{head} * splits + split) * (hd + 2);
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    float value = 0.f;
+    for (int w = 0; w < kWarps; ++w)
+      if (max_s[w] != -INFINITY) value += values_s[w][d] * expf(max_s[w] - block_max);
+    out[2 + d] = value;
+  }
+  if (threadIdx.x == 0) {
+    float sum = 0.f;
+    for (int w = 0; w < kWarps; ++w)
+      if (max_s[w] != -INFINITY) sum += sum_s[w] * expf(max_s[w] - block_max);
+    out[0] = block_max;
+    out[1] = sum;
+  }
+}
+
+// One block per head, one thread per dim: the chunks' partial softmaxes rescaled to the common max.
+__global__ void attention_merge_kernel(const float* partial, __nv_bfloat16* out, int head_dim, int splits) {
+  const int head = blockIdx.x, d = threadIdx.x;
+  if (d >= head_dim) return;
+  const int64_t stride = head_dim + 2;
+  const float* p = partial + int64_t{head} * splits * stride;
+  float max_all = -INFINITY;
+  for (int s = 0; s < splits; ++s) max_all = fmaxf(max_all, p[s * stride]);
+  float sum = 0.f, value = 0.f;
+  for (int s = 0; s < splits; ++s) {
+    const float m = p[s * stride];
+    if (m == -INFINITY) continue;
+    const float w = expf(m - max_all);
+    sum += p[s * stride + 1] * w;
+    value += p[s * stride + 2 + d] * w;
+  }
+  out[int64_t{head} * head_dim + d] = from_float<__nv_bfloat16>(value / sum);
+}
+
+template <int DimsPerLane>
+void launch(const void* q, const void* k, const void* v, float* scratch, const AttentionShape& s, int64_t first,
+            int64_t keys, int64_t chunk, int splits, cudaStream_t stream) {
+  attention_decode_kernel<DimsPerLane><<<dim3(s.heads, splits), kWarps * 32, 0, stream>>>(
+      static_cast<const __nv_bfloat16*>(q), static_cast<const __nv_bfloat16*>(k),
+      static_cast<const __nv_bfloat16*>(v), scratch, s, first, keys, chunk, splits);
+}
+
+}  // namespace
+
+void attention_decode(const void* q, const void* k, const void* v, void* out, const AttentionShape& s,
+                      float* scratch, CUstream_st* stream) {
+  check_attention_shape(s, "attention_decode");
+  if (s.n != 1) throw Error("[attention_decode] takes one query row (" + describe(s) + ")");
+  const int64_t last = s.position;
+  const int64_t first = s.window > 0 ? std::max<int64_t>(0, last - s.window + 1) : 0;
+  const int64_t keys = last - first + 1;
+  int64_t splits = decode_splits(keys, s.heads, current_device_info().multiprocessors);
+  const int64_t chunk = (keys + splits - 1) / splits;
+  splits = (keys + chunk - 1) / chunk;  // no empty chunk
+  const int split_count = static_cast<int>(splits);
+  if (s.head_dim <= 32) launch<1>(q, k, v, scratch, s, first, keys, chunk, split_count, stream);
+  else if (s.head_dim <= 64) launch<2>(q, k, v, scratch, s, first, keys, chunk, split_count, stream);
+  else if (s.head_dim <= 128) launch<4>(q, k, v, scratch, s, first, keys, chunk, split_count, stream);
+  else launch<8>(q, k, v, scratch, s, first, keys, chunk, split_count, stream);
+  check_launch("attention_decode");
+  const int threads = (s.head_dim + 31) / 32 * 32;
+  attention_merge_kernel<<<s.heads, threads, 0, stream>>>(scratch, static_cast<__nv_bfloat16*>(out), s.head_dim,
+                                                          split_count);
+  check_launch("attention_decode merge");
+}
+
+}  // namespace afq::cuda

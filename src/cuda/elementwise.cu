@@ -1,0 +1,73 @@
+// Elementwise ops of the layer: SwiGLU, the residual add into the float32 stream, bias adds.
+// Memory-bound one-liners; each thread strides over the array.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "afq/cuda_ops.h"
+#include "src/cuda/ops_common.cuh"
+
+namespace afq::cuda {
+namespace {
+
+__global__ void swiglu_kernel(const __nv_bfloat16* gate, const __nv_bfloat16* up, __nv_bfloat16* out, int64_t count) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count; i += int64_t{gridDim.x} * blockDim.x) {
+    const float g = to_float(gate[i]);
+    out[i] = from_float<__nv_bfloat16>(g / (1.0f + expf(-g)) * to_float(up[i]));  // silu(g) * up, as the CPU
+  }
+}
+
+__global__ void add_residual_kernel(float* x, const __nv_bfloat16* y, int64_t count) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count; i += int64_t{gridDim.x} * blockDim.x)
+    x[i] += to_float(y[i]);
+}
+
+template <class T>
+__global__ void add_bias_kernel(T* y, const float* bias, int64_t count, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count; i += int64_t{gridDim.x} * blockDim.x)
+    y[i] = from_float<T>(to_float(y[i]) + bias[i % n]);
+}
+
+void check_count(int64_t count, const char* op) {
+  if (count < 0) throw Error(std::string("[") + op + "] negative count " + std::to_string(count));
+}
+
+}  // namespace
+
+void swiglu(const void* gate, const void* up, void* out, int64_t count, CUstream_st* stream) {
+  check_count(count, "swiglu");
+  if (count == 0) return;
+  swiglu_kernel<<<grid_for(count, 256, 4096), 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(gate),
+                                                                static_cast<const __nv_bfloat16*>(up),
+                                                                static_cast<__nv_bfloat16*>(out), count);
+  check_launch("swiglu");
+}
+
+void add_residual(float* x, const void* y, int64_t count, CUstream_st* stream) {
+  check_count(count, "add_residual");
+  if (count == 0) return;
+  add_residual_kernel<<<grid_for(count, 256, 4096), 256, 0, stream>>>(x, static_cast<const __nv_bfloat16*>(y), count);
+  check_launch("add_residual");
+}
+
+void add_bias(void* y, DType y_dtype, const float* bias, int64_t rows, int64_t n, CUstream_st* stream) {
+  if (rows < 0 || n < 1) throw Error("[add_bias] rows=" + std::to_string(rows) + " n=" + std::to_string(n) + " not allowed");
+  const int64_t count = rows * n;
+  if (count == 0) return;
+  const unsigned blocks = grid_for(count, 256, 4096);
+  switch (y_dtype) {
+    case DType::BF16:
+      add_bias_kernel<<<blocks, 256, 0, stream>>>(static_cast<__nv_bfloat16*>(y), bias, count, n);
+      break;
+    case DType::F16:
+      add_bias_kernel<<<blocks, 256, 0, stream>>>(static_cast<__half*>(y), bias, count, n);
+      break;
+    case DType::F32:
+      add_bias_kernel<<<blocks, 256, 0, stream>>>(static_cast<float*>(y), bias, count, n);
+      break;
+    default:
+      throw Error(dtype_list_error("add_bias", "y", y_dtype, "BF16, F16, F32"));
+  }
+  check_launch("add_bias");
+}
+
+}  // namespace afq::cuda

@@ -1,0 +1,45 @@
+// Rotary position embedding (rotate_half convention) on bf16 heads. The frequencies come from
+// the host (afq::rope_inv_freq, the CPU's own table with its llama3 / linear scaling), so the
+// two devices rotate by the same angles: angle = position * inv_freq[i], both float32.
+#include <cuda_bf16.h>
+
+#include "afq/cuda_ops.h"
+#include "src/cuda/ops_common.cuh"
+
+namespace afq::cuda {
+namespace {
+
+// One thread per pair (i, i + half) of one head of one token; y may equal x.
+__global__ void rope_kernel(const __nv_bfloat16* x, __nv_bfloat16* y, int64_t pairs, int heads, int half,
+                            int64_t position, const float* inv_freq) {
+  for (int64_t p = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; p < pairs; p += int64_t{gridDim.x} * blockDim.x) {
+    const int i = static_cast<int>(p % half);
+    const int64_t head_row = p / half;  // token * heads + head
+    const int64_t t = head_row / heads;
+    const float angle = __fmul_rn(static_cast<float>(position + t), inv_freq[i]);
+    float s, c;
+    sincosf(angle, &s, &c);
+    const int64_t base = head_row * 2 * half;
+    const float a = to_float(x[base + i]), b = to_float(x[base + i + half]);
+    y[base + i] = from_float<__nv_bfloat16>(a * c - b * s);
+    y[base + i + half] = from_float<__nv_bfloat16>(b * c + a * s);
+  }
+}
+
+}  // namespace
+
+void rope(const void* x, void* y, int64_t n, int heads, int head_dim, int64_t position, const float* inv_freq,
+          CUstream_st* stream) {
+  if (n < 0 || heads < 1 || head_dim < 2 || head_dim % 2 != 0 || position < 0)
+    throw Error("[rope] n=" + std::to_string(n) + " heads=" + std::to_string(heads) + " head_dim=" +
+                std::to_string(head_dim) + " position=" + std::to_string(position) +
+                " not allowed: head_dim must be even and positive, heads positive, n and position >= 0");
+  const int64_t pairs = n * heads * (head_dim / 2);
+  if (pairs == 0) return;
+  rope_kernel<<<grid_for(pairs, 256), 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(x),
+                                                        static_cast<__nv_bfloat16*>(y), pairs, heads, head_dim / 2,
+                                                        position, inv_freq);
+  check_launch("rope");
+}
+
+}  // namespace afq::cuda
