@@ -1,6 +1,7 @@
 // The Llama family as Hugging Face defines it (LlamaForCausalLM, MistralForCausalLM,
-// Qwen2ForCausalLM, Qwen3ForCausalLM) on the CPU: every linear layer is a named `Linear` that is
-// either float or affine-quantized, so one walk over the names quantizes, dequantizes or reports.
+// Qwen2ForCausalLM, Qwen3ForCausalLM) on the CPU or an NVIDIA GPU: every linear layer is a named
+// `Linear` that is either float or affine-quantized, so one walk over the names quantizes,
+// dequantizes or reports. A model for the GPU loads on the host as well, then uploads.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +52,10 @@ struct ModelConfig {
 // unsupported architecture, hidden_act or rope type.
 ModelConfig read_model_config(const std::filesystem::path& config_json);
 
+// RoPE inverse frequencies [head_dim / 2] with the config's scaling (transformers'
+// _compute_*_parameters): the one table both devices rotate by.
+std::vector<float> rope_inv_freq(const ModelConfig& config);
+
 // A linear layer y = x @ W^T (+ bias): W float (F32/F16/BF16, possibly a view of the file) or
 // quantized.
 struct Linear {
@@ -71,12 +76,18 @@ struct QuantizeOnLoad {
   std::vector<std::string> exclude;  // module names, trailing parts or globs (see module_matches)
 };
 
+enum class Device { Cpu, Cuda };
+
 struct LoadOptions {
   // Quantize the float linear layers on load (nullopt: run the checkpoint as stored).
   std::optional<QuantizeOnLoad> quantize;
   // Dequantize every quantized layer at load, to its scales' dtype (as transformers does).
   bool dequantize = false;
   int max_context = 0;  // KV cache length; 0: min(max_position_embeddings, 4096)
+  // Where the forward pass runs. Cuda: the weights are uploaded once at load (float ones as bf16),
+  // activations and the KV cache are bf16 on the device; throws afq::Error when the build has no
+  // CUDA, no device is present or the model does not fit (naming the bytes needed and free).
+  Device device = Device::Cpu;
   // One-line notices (what was quantized, fallbacks); nullptr: silent.
   std::function<void(const std::string&)> notice;
 };
@@ -90,16 +101,25 @@ class Model {
 
   const ModelConfig& config() const;
   int max_context() const;
+  Device device() const;
 
   // Every linear layer by name (the input embedding, when quantized, is used through lookups).
+  // On Cuda the device holds copies made at load: changing a layer here does not reach them.
   void for_each_linear(const std::function<void(Linear&)>& fn);
 
   // Runs tokens at positions [position, position + n) through the model, filling the KV cache,
   // and returns the logits [n, vocab] of every token when all_logits, else [1, vocab] of the last.
   Tensor forward(const int32_t* tokens, int64_t n, int64_t position, bool all_logits = false);
 
+  // The same run, returning only the greedy next token: the argmax of the last row of logits (the
+  // lowest index among equals, as std::max_element). On Cuda the argmax runs on the device and
+  // only the id is copied back.
+  int32_t forward_argmax(const int32_t* tokens, int64_t n, int64_t position);
+
   // Bytes of weights held (quantized words, scales, biases and float tensors).
   uint64_t weight_bytes() const;
+  // Bytes of device memory the model holds (weights, KV cache, activations); 0 on the CPU.
+  uint64_t device_bytes() const;
 
  private:
   struct Impl;

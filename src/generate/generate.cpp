@@ -50,13 +50,21 @@ GenerateResult generate(Model& model, const Tokenizer& tokenizer, const std::vec
   std::vector<int32_t> history = prompt;
   std::string pending;  // decoded text not yet handed to on_text
 
+  // Greedy without a penalty needs no logits on the host: the model's own argmax (on the GPU,
+  // only the token id comes back). Anything else samples from the logits on the CPU.
+  const bool greedy = options.sampling.temperature == 0.0f && options.sampling.repetition_penalty == 1.0f;
+  auto next_token = [&](const int32_t* tokens, int64_t n, int64_t at) {
+    if (greedy) return model.forward_argmax(tokens, n, at);
+    Tensor logits = model.forward(tokens, n, at);
+    return sampler.sample({logits.mutable_data<float>(), static_cast<size_t>(logits.dim(1))}, history);
+  };
+
   auto start = Clock::now();
-  Tensor logits = model.forward(prompt.data(), static_cast<int64_t>(prompt.size()), 0);
+  int32_t next = next_token(prompt.data(), static_cast<int64_t>(prompt.size()), 0);
   int64_t position = static_cast<int64_t>(prompt.size());
   auto decode_start = start;
   result.stop_reason = "max tokens";
   for (int step = 0; step < options.max_tokens; ++step) {
-    const int32_t next = sampler.sample({logits.mutable_data<float>(), static_cast<size_t>(logits.dim(1))}, history);
     if (step == 0) {
       result.prompt_seconds = seconds_since(start);
       decode_start = Clock::now();
@@ -91,7 +99,8 @@ GenerateResult generate(Model& model, const Tokenizer& tokenizer, const std::vec
       result.stop_reason = "context full";
       break;
     }
-    logits = model.forward(&next, 1, position++);
+    const int32_t token = next;
+    next = next_token(&token, 1, position++);
   }
   if (result.stop_reason != "stop string") pending += decoder.flush();
   if (!pending.empty()) on_text(pending);

@@ -13,6 +13,7 @@
 #include "afq/model.h"
 #include "afq/quant_config.h"
 #include "afq/safetensors.h"
+#include "src/model/llama_layers.h"
 
 namespace afq {
 
@@ -20,14 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Layer {
-  Tensor input_norm;  // F32 [hidden]
-  Tensor post_norm;   // F32 [hidden]
-  Tensor q_norm;      // F32 [head_dim] (Qwen3) or undefined
-  Tensor k_norm;      // F32 [head_dim] (Qwen3) or undefined
-  Linear q, k, v, o;  // [heads*head_dim, hidden], [kv_heads*head_dim, hidden] x2, [hidden, heads*head_dim]
-  Linear gate, up, down;  // [inter, hidden] x2, [hidden, inter]
-};
+using model_detail::Layer;
 
 Tensor to_f32(const Tensor& t) { return to_dtype(t, DType::F32); }
 
@@ -39,7 +33,18 @@ void rms_norm(const float* x, const float* weight, int64_t n, float eps, float* 
   for (int64_t i = 0; i < n; ++i) y[i] = weight[i] * (x[i] * inv);
 }
 
-// RoPE inverse frequencies with the config's scaling (transformers' _compute_*_parameters).
+// rotate_half convention: element i pairs with i + head_dim/2.
+void apply_rope(float* head, int head_dim, const float* cos, const float* sin) {
+  const int half = head_dim / 2;
+  for (int i = 0; i < half; ++i) {
+    const float a = head[i], b = head[i + half];
+    head[i] = a * cos[i] - b * sin[i];
+    head[i + half] = b * cos[i] + a * sin[i];
+  }
+}
+
+}  // namespace
+
 std::vector<float> rope_inv_freq(const ModelConfig& c) {
   const int half = c.head_dim / 2;
   std::vector<float> inv(half);
@@ -64,18 +69,6 @@ std::vector<float> rope_inv_freq(const ModelConfig& c) {
   return inv;
 }
 
-// rotate_half convention: element i pairs with i + head_dim/2.
-void apply_rope(float* head, int head_dim, const float* cos, const float* sin) {
-  const int half = head_dim / 2;
-  for (int i = 0; i < half; ++i) {
-    const float a = head[i], b = head[i + half];
-    head[i] = a * cos[i] - b * sin[i];
-    head[i + half] = b * cos[i] + a * sin[i];
-  }
-}
-
-}  // namespace
-
 struct Model::Impl {
   ModelConfig cfg;
   Checkpoint checkpoint;  // keeps the mapped weights alive
@@ -87,7 +80,8 @@ struct Model::Impl {
   Linear lm_head;     // [vocab, hidden]; the embedding itself when tied
   int max_ctx = 0;
   std::vector<float> inv_freq;  // [head_dim / 2]
-  std::vector<float> k_cache, v_cache;  // [layers, max_ctx, kv_heads * head_dim]
+  std::vector<float> k_cache, v_cache;  // [layers, max_ctx, kv_heads * head_dim]; empty on a device
+  std::unique_ptr<model_detail::DeviceForward> device_forward;  // set when the model runs on a device
   // Activations for a chunk of `rows` tokens.
   int64_t rows = 0;
   std::vector<float> x, xn, q, k, v, att, proj, gate, up, scores;
@@ -247,6 +241,8 @@ Model& Model::operator=(Model&&) noexcept = default;
 
 const ModelConfig& Model::config() const { return impl_->cfg; }
 int Model::max_context() const { return impl_->max_ctx; }
+Device Model::device() const { return impl_->device_forward ? Device::Cuda : Device::Cpu; }
+uint64_t Model::device_bytes() const { return impl_->device_forward ? impl_->device_forward->device_bytes() : 0; }
 
 void Model::for_each_linear(const std::function<void(Linear&)>& fn) {
   for (Layer& L : impl_->layers)
@@ -279,6 +275,7 @@ Tensor Model::forward(const int32_t* tokens, int64_t n, int64_t position, bool a
   if (position + n > m.max_ctx)
     throw Error("context of " + std::to_string(position + n) + " tokens is past the KV cache of " +
                 std::to_string(m.max_ctx) + " (raise --max-context)");
+  if (m.device_forward) return m.device_forward->forward(tokens, n, position, all_logits);
   m.ensure_rows(n);
   const int64_t h = c.hidden_size;
   for (int64_t t = 0; t < n; ++t) m.embed_row(tokens[t], &m.x[t * h]);
@@ -289,6 +286,14 @@ Tensor Model::forward(const int32_t* tokens, int64_t n, int64_t position, bool a
   Tensor logits = Tensor::zeros(DType::F32, {count, c.vocab_size});
   m.lm_head.forward(m.xn.data(), count, logits.mutable_data<float>());
   return logits;
+}
+
+int32_t Model::forward_argmax(const int32_t* tokens, int64_t n, int64_t position) {
+  if (impl_->device_forward && n > 0 && position + n <= impl_->max_ctx)
+    return impl_->device_forward->forward_argmax(tokens, n, position);
+  const Tensor logits = forward(tokens, n, position);  // also reports bad arguments
+  const float* row = logits.data<float>();
+  return static_cast<int32_t>(std::max_element(row, row + logits.dim(1)) - row);
 }
 
 Model Model::load(const fs::path& dir, const LoadOptions& options) {
@@ -388,6 +393,11 @@ Model Model::load(const fs::path& dir, const LoadOptions& options) {
   Impl& mi = *model.impl_;
   mi.max_ctx = options.max_context > 0 ? options.max_context : std::min(c.max_position_embeddings, 4096);
   mi.inv_freq = rope_inv_freq(c);
+  if (options.device == Device::Cuda) {
+    const model_detail::HostWeights weights{c, mi.embed, mi.embed_q, mi.layers, mi.final_norm, mi.lm_head, mi.inv_freq};
+    mi.device_forward = model_detail::make_cuda_forward(weights, mi.max_ctx, options.notice);
+    return model;
+  }
   const size_t cache = size_t(c.num_layers) * mi.max_ctx * c.num_kv_heads * c.head_dim;
   mi.k_cache.assign(cache, 0.0f);
   mi.v_cache.assign(cache, 0.0f);

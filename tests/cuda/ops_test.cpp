@@ -1,0 +1,382 @@
+// The model's CUDA ops (afq/cuda_ops.h) against CPU references on random inputs: embedding
+// lookups (a quantized table bit for bit with afq::dequantize_row), RMSNorm, RoPE with every
+// scaling type (the CPU's own frequencies), attention (decode and prompt kernels, GQA, sliding
+// window, every head_dim class), SwiGLU, adds, argmax and the bf16 GEMM. Outputs are poisoned
+// with NaN before each launch, and the KV cache past the last written position too, so an
+// unwritten output or a read past the causal edge fails. Tolerances: bf16 outputs within 1% of
+// a double reference. Every test skips when no CUDA device is present (CI has none).
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "afq/cuda.h"
+#include "afq/cuda_ops.h"
+#include "afq/error.h"
+#include "afq/half.h"
+#include "afq/model.h"
+#include "afq/quant.h"
+
+namespace afq::cuda {
+namespace {
+
+#define SKIP_WITHOUT_GPU() \
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device"
+
+// A device copy of a host vector, or n elements poisoned with all bits set (NaN in f32, bf16, f16).
+template <class T>
+struct DeviceArray {
+  explicit DeviceArray(const std::vector<T>& host) : buffer(std::max<size_t>(host.size() * sizeof(T), 16)), count(host.size()) {
+    copy_to_device(buffer.get(), host.data(), host.size() * sizeof(T), nullptr);
+    synchronize(nullptr);
+  }
+  explicit DeviceArray(size_t n) : buffer(std::max<size_t>(n * sizeof(T), 16)), count(n) {
+    EXPECT_EQ(cudaMemset(buffer.get(), 0xFF, n * sizeof(T)), cudaSuccess);
+  }
+  std::vector<T> host() const {
+    std::vector<T> out(count);
+    copy_to_host(out.data(), buffer.get(), count * sizeof(T), nullptr);
+    return out;
+  }
+  T* get() const { return buffer.as<T>(); }
+  DeviceBuffer buffer;
+  size_t count;
+};
+
+std::vector<uint16_t> random_bf16(size_t n, std::mt19937& rng, float stddev = 1.f) {
+  std::normal_distribution<float> normal(0.f, stddev);
+  std::vector<uint16_t> v(n);
+  for (auto& x : v) x = f32_to_bf16(normal(rng));
+  return v;
+}
+
+std::vector<float> widen(const std::vector<uint16_t>& v, DType dtype = DType::BF16) {
+  std::vector<float> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = dtype == DType::BF16 ? bf16_to_f32(v[i]) : f16_to_f32(v[i]);
+  return out;
+}
+
+// Every element within atol + rtol * |ref| (NaN fails).
+void expect_close(const std::vector<float>& got, const std::vector<double>& ref, double rtol, double atol,
+                  const std::string& what) {
+  ASSERT_EQ(got.size(), ref.size()) << what;
+  int reported = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const bool ok = std::abs(double(got[i]) - ref[i]) <= atol + rtol * std::abs(ref[i]);
+    if (!ok && reported++ < 5) ADD_FAILURE() << what << ": element " << i << " is " << got[i] << ", expected " << ref[i];
+  }
+}
+
+TEST(CudaEmbedding, FloatTableCopiesTheRowsExactly) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(1);
+  const int64_t vocab = 100, hidden = 96;
+  const auto table = random_bf16(vocab * hidden, rng);
+  const std::vector<int32_t> tokens = {5, 0, 99, 5, 42};
+  DeviceArray<uint16_t> d_table(table);
+  DeviceArray<int32_t> d_tokens(tokens);
+  DeviceArray<float> x(tokens.size() * hidden);
+  embedding_lookup(d_tokens.get(), 5, d_table.get(), DType::BF16, hidden, x.get(), nullptr);
+  const std::vector<float> got = x.host();
+  for (size_t t = 0; t < tokens.size(); ++t)
+    for (int64_t i = 0; i < hidden; ++i)
+      ASSERT_EQ(got[t * hidden + i], bf16_to_f32(table[tokens[t] * hidden + i])) << t << " " << i;
+}
+
+TEST(CudaEmbedding, QuantizedTableEqualsDequantizeRowBitForBit) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(2);
+  const int64_t vocab = 37, hidden = 384;
+  const std::vector<int32_t> tokens = {36, 0, 17, 17};
+  DeviceArray<int32_t> d_tokens(tokens);
+  for (DType dtype : {DType::BF16, DType::F16, DType::F32})
+    for (int bits : kSupportedBits)
+      for (int group_size : kSupportedGroupSizes) {
+        Tensor w = Tensor::zeros(DType::F32, {vocab, hidden});
+        std::normal_distribution<float> normal(0.f, 0.05f);
+        for (int64_t i = 0; i < w.numel(); ++i) w.mutable_data<float>()[i] = normal(rng);
+        const QuantizedWeight q = quantize(dtype == DType::F32 ? w : to_dtype(w, dtype), bits, group_size);
+        const DeviceQuantizedWeight dq = DeviceQuantizedWeight::upload(q);
+        DeviceArray<float> x(tokens.size() * hidden);
+        embedding_lookup_quantized(d_tokens.get(), static_cast<int64_t>(tokens.size()), dq, x.get(), nullptr);
+        const std::vector<float> got = x.host();
+        std::vector<float> row(hidden);
+        for (size_t t = 0; t < tokens.size(); ++t) {
+          dequantize_row(q, tokens[t], row.data());
+          ASSERT_EQ(std::memcmp(got.data() + t * hidden, row.data(), hidden * sizeof(float)), 0)
+              << "bits " << bits << " group " << group_size << " scales " << dtype_name(dtype) << " token " << t;
+        }
+      }
+}
+
+// LlamaRMSNorm in double.
+std::vector<double> rms_norm_reference(const std::vector<float>& x, const std::vector<float>& w, int64_t rows,
+                                       int64_t dim, float eps) {
+  std::vector<double> y(x.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    double sum = 0;
+    for (int64_t i = 0; i < dim; ++i) sum += double(x[r * dim + i]) * x[r * dim + i];
+    const double inv = 1.0 / std::sqrt(sum / dim + eps);
+    for (int64_t i = 0; i < dim; ++i) y[r * dim + i] = w[i] * (x[r * dim + i] * inv);
+  }
+  return y;
+}
+
+TEST(CudaRmsNorm, MatchesTheCpuFormulaForShortAndLongRows) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(3);
+  struct Case { int64_t rows, dim; };
+  for (Case c : {Case{5, 4096}, Case{3, 257}, Case{37, 64}, Case{130, 16}, Case{1, 2048}}) {
+    std::vector<float> w(c.dim);
+    std::normal_distribution<float> normal(1.f, 0.3f);
+    for (auto& v : w) v = normal(rng);
+    DeviceArray<float> d_w(w);
+    const std::string name = "rows " + std::to_string(c.rows) + " dim " + std::to_string(c.dim);
+    // Float32 in (the residual stream), bf16 and f16 out.
+    std::vector<float> x32 = widen(random_bf16(c.rows * c.dim, rng, 3.f));
+    for (auto& v : x32) v *= 1.001f;  // not bf16-representable
+    DeviceArray<float> d_x32(x32);
+    const std::vector<double> ref32 = rms_norm_reference(x32, w, c.rows, c.dim, 1e-5f);
+    for (DType out : {DType::BF16, DType::F16}) {
+      DeviceArray<uint16_t> y(c.rows * c.dim);
+      rms_norm(d_x32.get(), DType::F32, d_w.get(), y.get(), out, c.rows, c.dim, 1e-5f, nullptr);
+      expect_close(widen(y.host(), out), ref32, 1e-2, 1e-3, name + " f32 -> " + std::string(dtype_name(out)));
+    }
+    // Bf16 in place (the per-head q/k norms).
+    const std::vector<uint16_t> x16 = random_bf16(c.rows * c.dim, rng, 2.f);
+    DeviceArray<uint16_t> d_x16(x16);
+    rms_norm(d_x16.get(), DType::BF16, d_w.get(), d_x16.get(), DType::BF16, c.rows, c.dim, 1e-6f, nullptr);
+    expect_close(widen(d_x16.host()), rms_norm_reference(widen(x16), w, c.rows, c.dim, 1e-6f), 1e-2, 1e-3,
+                 name + " bf16 in place");
+  }
+}
+
+TEST(CudaRope, RotatesByTheCpuFrequenciesForEveryScaling) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(4);
+  for (auto type : {RopeScaling::Type::None, RopeScaling::Type::Linear, RopeScaling::Type::Llama3})
+    for (int head_dim : {16, 64, 128})
+      for (int64_t position : {int64_t{0}, int64_t{1000}, int64_t{70000}}) {
+        ModelConfig c;
+        c.head_dim = head_dim;
+        c.rope_theta = 500000.f;
+        c.rope_scaling.type = type;
+        c.rope_scaling.factor = 8.f;
+        const std::vector<float> inv = rope_inv_freq(c);
+        DeviceArray<float> d_inv(inv);
+        const int64_t n = 3;
+        const int heads = 5, half = head_dim / 2;
+        const auto x = random_bf16(n * heads * head_dim, rng);
+        const std::vector<float> xf = widen(x);
+        std::vector<double> ref(xf.size());
+        for (int64_t t = 0; t < n; ++t)
+          for (int h = 0; h < heads; ++h)
+            for (int i = 0; i < half; ++i) {
+              const float angle = static_cast<float>(position + t) * inv[i];  // float32, as the CPU
+              const double cs = std::cos(double(angle)), sn = std::sin(double(angle));
+              const int64_t base = (t * heads + h) * head_dim;
+              ref[base + i] = xf[base + i] * cs - xf[base + i + half] * sn;
+              ref[base + i + half] = xf[base + i + half] * cs + xf[base + i] * sn;
+            }
+        DeviceArray<uint16_t> d_x(x), y(x.size());
+        rope(d_x.get(), y.get(), n, heads, head_dim, position, d_inv.get(), nullptr);
+        const std::string name = "type " + std::to_string(int(type)) + " head_dim " + std::to_string(head_dim) +
+                                 " position " + std::to_string(position);
+        expect_close(widen(y.host()), ref, 1e-2, 2e-2, name);
+        rope(d_x.get(), d_x.get(), n, heads, head_dim, position, d_inv.get(), nullptr);  // in place
+        expect_close(widen(d_x.host()), ref, 1e-2, 2e-2, name + " in place");
+      }
+}
+
+struct AttentionCase {
+  int64_t n, position;
+  int heads, kv_heads, head_dim, window;
+  std::string name() const {
+    return "n=" + std::to_string(n) + " position=" + std::to_string(position) + " heads=" + std::to_string(heads) +
+           "/" + std::to_string(kv_heads) + " head_dim=" + std::to_string(head_dim) + " window=" + std::to_string(window);
+  }
+};
+
+// Causal GQA attention in double, as the CPU's loop.
+std::vector<double> attention_reference(const AttentionCase& c, const std::vector<float>& q, const std::vector<float>& k,
+                                        const std::vector<float>& v) {
+  const int64_t hd = c.head_dim, qd = c.heads * hd, kvd = c.kv_heads * hd;
+  const int group = c.heads / c.kv_heads;
+  const double scale = 1.0 / std::sqrt(double(hd));
+  std::vector<double> out(c.n * qd);
+  for (int64_t t = 0; t < c.n; ++t)
+    for (int h = 0; h < c.heads; ++h) {
+      const int64_t last = c.position + t, first = c.window > 0 ? std::max<int64_t>(0, last - c.window + 1) : 0;
+      const int64_t kv = (h / group) * hd;
+      std::vector<double> p(last + 1);
+      double top = -INFINITY, sum = 0;
+      for (int64_t s = first; s <= last; ++s) {
+        double dot = 0;
+        for (int64_t i = 0; i < hd; ++i) dot += double(q[t * qd + h * hd + i]) * k[s * kvd + kv + i];
+        p[s] = dot * scale;
+        top = std::max(top, p[s]);
+      }
+      for (int64_t s = first; s <= last; ++s) sum += p[s] = std::exp(p[s] - top);
+      for (int64_t i = 0; i < hd; ++i) {
+        double acc = 0;
+        for (int64_t s = first; s <= last; ++s) acc += p[s] / sum * v[s * kvd + kv + i];
+        out[t * qd + h * hd + i] = acc;
+      }
+    }
+  return out;
+}
+
+void run_attention_case(const AttentionCase& c, bool force_prefill, std::mt19937& rng) {
+  const int64_t hd = c.head_dim, qd = c.heads * hd, kvd = c.kv_heads * hd;
+  const int64_t written = c.position + c.n, capacity = written + 40;
+  const auto q = random_bf16(c.n * qd, rng);
+  auto k = random_bf16(written * kvd, rng), v = random_bf16(written * kvd, rng);
+  const std::vector<double> ref = attention_reference(c, widen(q), widen(k), widen(v));
+  // The cache past the written positions holds NaN: a kernel that reads it fails.
+  k.resize(capacity * kvd, 0xFFFF);
+  v.resize(capacity * kvd, 0xFFFF);
+  DeviceArray<uint16_t> d_q(q), d_k(k), d_v(v), out(c.n * qd);
+  DeviceArray<float> scratch(attention_scratch_floats(c.heads, c.head_dim, capacity));
+  AttentionShape shape;
+  shape.n = c.n;
+  shape.position = c.position;
+  shape.heads = c.heads;
+  shape.kv_heads = c.kv_heads;
+  shape.head_dim = c.head_dim;
+  shape.window = c.window;
+  shape.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  if (force_prefill)
+    attention_prefill(d_q.get(), d_k.get(), d_v.get(), out.get(), shape, nullptr);
+  else
+    attention(d_q.get(), d_k.get(), d_v.get(), out.get(), shape, scratch.get(), nullptr);
+  expect_close(widen(out.host()), ref, 1e-2, 1e-2, c.name() + (force_prefill ? " (prefill kernel)" : ""));
+}
+
+TEST(CudaAttention, DecodeMatchesTheReferenceOverLongAndWindowedCaches) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(5);
+  for (int head_dim : {16, 32, 64, 128, 256})
+    for (AttentionCase c : {AttentionCase{1, 0, 8, 2, 0, 0}, AttentionCase{1, 5, 4, 4, 0, 0},
+                            AttentionCase{1, 1000, 8, 2, 0, 0}, AttentionCase{1, 4099, 32, 8, 0, 0},
+                            AttentionCase{1, 700, 8, 1, 0, 64}, AttentionCase{1, 3, 6, 2, 0, 6}}) {
+      c.head_dim = head_dim;
+      run_attention_case(c, false, rng);
+      run_attention_case(c, true, rng);  // the prompt kernel takes one row too
+    }
+}
+
+TEST(CudaAttention, PromptMatchesTheReferenceCausallyWithGqaAndWindows) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(6);
+  for (int head_dim : {16, 32, 64, 128, 256})
+    for (AttentionCase c : {AttentionCase{2, 0, 4, 2, 0, 0}, AttentionCase{37, 0, 8, 2, 0, 0},
+                            AttentionCase{33, 50, 4, 1, 0, 0}, AttentionCase{100, 0, 4, 2, 0, 16},
+                            AttentionCase{70, 20, 6, 3, 0, 6}, AttentionCase{129, 300, 2, 2, 0, 0}}) {
+      c.head_dim = head_dim;
+      run_attention_case(c, false, rng);
+    }
+}
+
+TEST(CudaAttention, RejectsShapesNoKernelTakes) {
+  SKIP_WITHOUT_GPU();
+  AttentionShape s;
+  s.n = 1;
+  s.heads = 6;
+  s.kv_heads = 4;  // not a divisor
+  s.head_dim = 64;
+  s.scale = 0.125f;
+  EXPECT_THROW(attention_prefill(nullptr, nullptr, nullptr, nullptr, s, nullptr), Error);
+  s.kv_heads = 2;
+  s.head_dim = 512;
+  EXPECT_THROW(attention_decode(nullptr, nullptr, nullptr, nullptr, s, nullptr, nullptr), Error);
+}
+
+TEST(CudaElementwise, SwigluResidualAndBiasMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(7);
+  const int64_t rows = 3, n = 1000, count = rows * n;
+  const auto gate = random_bf16(count, rng, 3.f), up = random_bf16(count, rng);
+  DeviceArray<uint16_t> d_gate(gate), d_up(up), out(count);
+  swiglu(d_gate.get(), d_up.get(), out.get(), count, nullptr);
+  std::vector<double> ref(count);
+  for (int64_t i = 0; i < count; ++i) {
+    const double g = bf16_to_f32(gate[i]);
+    ref[i] = g / (1 + std::exp(-g)) * bf16_to_f32(up[i]);
+  }
+  expect_close(widen(out.host()), ref, 1e-2, 1e-6, "swiglu");
+
+  std::vector<float> x(count);
+  std::normal_distribution<float> normal(0.f, 10.f);
+  for (auto& v : x) v = normal(rng);
+  DeviceArray<float> d_x(x);
+  add_residual(d_x.get(), d_up.get(), count, nullptr);
+  for (int64_t i = 0; i < count; ++i) ref[i] = double(x[i]) + bf16_to_f32(up[i]);
+  expect_close(d_x.host(), ref, 1e-6, 1e-5, "add_residual");
+
+  std::vector<float> bias(n);
+  for (auto& v : bias) v = normal(rng);
+  DeviceArray<float> d_bias(bias), y32(widen(up));
+  add_bias(y32.get(), DType::F32, d_bias.get(), rows, n, nullptr);
+  for (int64_t i = 0; i < count; ++i) ref[i] = double(bf16_to_f32(up[i])) + bias[i % n];
+  expect_close(y32.host(), ref, 1e-6, 1e-5, "add_bias f32");
+  DeviceArray<uint16_t> y16(up);
+  add_bias(y16.get(), DType::BF16, d_bias.get(), rows, n, nullptr);
+  expect_close(widen(y16.host()), ref, 1e-2, 1e-6, "add_bias bf16");
+}
+
+TEST(CudaArgmax, PicksTheLargestAndTheLowestIndexAmongEquals) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(8);
+  for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1025}, int64_t{128256}}) {
+    std::vector<float> values(n);
+    std::normal_distribution<float> normal(0.f, 4.f);
+    for (auto& v : values) v = normal(rng);
+    const int64_t planted = n * 2 / 3;
+    values[planted] = 100.f;
+    if (n > 3) values[n - 1] = 100.f;  // an equal maximum after it: the first one wins
+    DeviceArray<float> d_values(values);
+    DeviceArray<int32_t> out(1);
+    argmax(d_values.get(), DType::F32, n, out.get(), nullptr);
+    EXPECT_EQ(out.host()[0], planted) << "f32 n=" << n;
+    std::vector<uint16_t> b(n), h(n);
+    for (int64_t i = 0; i < n; ++i) {
+      b[i] = f32_to_bf16(values[i]);
+      h[i] = f32_to_f16(values[i]);
+    }
+    DeviceArray<uint16_t> d_b(b), d_h(h);
+    argmax(d_b.get(), DType::BF16, n, out.get(), nullptr);
+    EXPECT_EQ(out.host()[0], planted) << "bf16 n=" << n;
+    argmax(d_h.get(), DType::F16, n, out.get(), nullptr);
+    EXPECT_EQ(out.host()[0], planted) << "f16 n=" << n;
+  }
+}
+
+TEST(CudaGemmBf16, MatchesADoubleReference) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(9);
+  for (int64_t m : {int64_t{1}, int64_t{7}, int64_t{130}}) {
+    const int64_t n = 100, k = 192;
+    const auto x = random_bf16(m * k, rng), w = random_bf16(n * k, rng, 0.1f);
+    std::vector<double> ref(m * n);
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t c = 0; c < n; ++c) {
+        double acc = 0;
+        for (int64_t i = 0; i < k; ++i) acc += double(bf16_to_f32(x[r * k + i])) * bf16_to_f32(w[c * k + i]);
+        ref[r * n + c] = acc;
+      }
+    DeviceArray<uint16_t> d_x(x), d_w(w), y16(m * n);
+    DeviceArray<float> y32(m * n);
+    gemm_bf16_t(d_x.get(), m, d_w.get(), n, k, y32.get(), DType::F32, nullptr);
+    expect_close(y32.host(), ref, 1e-4, 1e-4, "gemm f32 out, m=" + std::to_string(m));
+    gemm_bf16_t(d_x.get(), m, d_w.get(), n, k, y16.get(), DType::BF16, nullptr);
+    expect_close(widen(y16.host()), ref, 1e-2, 1e-3, "gemm bf16 out, m=" + std::to_string(m));
+  }
+}
+
+}  // namespace
+}  // namespace afq::cuda
