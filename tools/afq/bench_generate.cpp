@@ -1,5 +1,6 @@
-// `afq bench generate`: prompt and decode speed of a whole model on the CPU, beside the decode
-// roofline (bytes read per token over the measured read bandwidth). The model is random, in the
+// `afq bench generate`: prompt and decode speed of a whole model on the CPU or the GPU, beside the
+// decode roofline (bytes read per token over the measured read bandwidth; on the GPU the
+// device-to-device copy bandwidth). The model is random, in the
 // shape of a real one, written as an mlx-lm checkpoint (quantized linears and embedding, as
 // mlx-community ships them) to a temporary folder and loaded the way users load checkpoints.
 #include <fmt/core.h>
@@ -17,6 +18,9 @@
 #include <vector>
 
 #include "afq/cpu.h"
+#ifdef AFQ_HAVE_CUDA
+#include "afq/cuda_ops.h"
+#endif
 #include "afq/error.h"
 #include "afq/half.h"
 #include "afq/model.h"
@@ -51,6 +55,7 @@ struct Options {
   int prompt_tokens = 512;
   int decode_tokens = 32;
   int threads = 0;
+  std::string device = "cpu";
   std::string dir;  // where the random checkpoint goes; a temporary folder by default
 };
 
@@ -123,6 +128,14 @@ void write_random_checkpoint(const fs::path& dir, const Shape& s, const Options&
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
+double gpu_copy_bandwidth() {
+#ifdef AFQ_HAVE_CUDA
+  return cuda::measure_copy_bandwidth();
+#else
+  throw Error("[bench generate] --device cuda: afq was built without CUDA");
+#endif
+}
+
 void run(const Options& o) {
   const Shape* shape = nullptr;
   for (const Shape& s : kShapes)
@@ -133,6 +146,7 @@ void run(const Options& o) {
   if (o.prompt_tokens < 1 || o.decode_tokens < 1)
     throw Error("[bench generate] --prompt-tokens and --decode-tokens must be at least 1");
   if (o.threads > 0) cpu::set_num_threads(o.threads);
+  if (o.device != "cpu" && o.device != "cuda") throw Error("[bench generate] --device must be cpu or cuda, got '" + o.device + "'");
 
   const bool temporary = o.dir.empty();
   const fs::path dir = temporary ? fs::temp_directory_path() / ("afq-bench-" + std::to_string(::getpid())) : fs::path(o.dir);
@@ -145,14 +159,18 @@ void run(const Options& o) {
   } cleanup{temporary ? dir : fs::path()};
   if (!fs::exists(dir / "config.json")) write_random_checkpoint(dir, *shape, o);
 
+  const bool on_gpu = o.device == "cuda";
   LoadOptions load;
   load.max_context = o.prompt_tokens + o.decode_tokens;
+  load.device = on_gpu ? Device::Cuda : Device::Cpu;
   Model model = Model::load(dir, load);
   const ModelConfig& c = model.config();
   std::vector<int32_t> prompt(static_cast<size_t>(o.prompt_tokens));
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7919) % c.vocab_size);
 
-  model.forward(prompt.data(), std::min<int64_t>(16, o.prompt_tokens), 0);  // warm-up: scratch, threads
+  // Warm-up: scratch and threads on the CPU; module loading, cuBLAS and clocks on the GPU.
+  model.forward(prompt.data(), std::min<int64_t>(16, o.prompt_tokens), 0);
+  if (on_gpu) model.forward_argmax(prompt.data(), 1, 0);
   auto start = Clock::now();
   model.forward(prompt.data(), o.prompt_tokens, 0);
   const double prompt_s = seconds_since(start);
@@ -160,22 +178,34 @@ void run(const Options& o) {
   int32_t token = prompt.back();
   for (int i = 0; i < o.decode_tokens; ++i) {
     start = Clock::now();
-    model.forward(&token, 1, o.prompt_tokens + i);
+    // On the GPU a decode step as generate runs it greedily: only the token id comes back.
+    if (on_gpu) model.forward_argmax(&token, 1, o.prompt_tokens + i);
+    else model.forward(&token, 1, o.prompt_tokens + i);
     steps.push_back(seconds_since(start));
     token = static_cast<int32_t>((token * 31 + 17) % c.vocab_size);
   }
   std::sort(steps.begin(), steps.end());
   const double decode_s = steps[steps.size() / 2];
 
-  // Decode reads every weight once and the KV cache (float32 K and V) up to the position.
-  const double read_bw = measure_cpu_read_bandwidth();
-  const double kv_bytes = 2.0 * c.num_layers * c.num_kv_heads * c.head_dim * 4.0 * (o.prompt_tokens + o.decode_tokens / 2);
+  // Decode reads every weight once and the KV cache (K and V: float32 on the CPU, bf16 on the
+  // GPU) up to the position.
+  const double kv_element_bytes = on_gpu ? 2.0 : 4.0;
+  const double read_bw = on_gpu ? gpu_copy_bandwidth() : measure_cpu_read_bandwidth();
+  const double kv_bytes = 2.0 * c.num_layers * c.num_kv_heads * c.head_dim * kv_element_bytes *
+                          (o.prompt_tokens + o.decode_tokens / 2);
   const double token_bytes = static_cast<double>(model.weight_bytes()) + kv_bytes;
   const double roofline = read_bw / token_bytes;
-  fmt::print("afq bench generate (cpu): {} at {} bits group {}, {} threads, SIMD {}\n", shape->name, o.bits,
-             o.group_size, cpu::num_threads(), cpu::simd_target_name());
-  fmt::print("weights {:.1f} MiB, KV read per decode token {:.1f} MiB, read bandwidth {:.1f} GB/s\n",
-             model.weight_bytes() / 1048576.0, kv_bytes / 1048576.0, read_bw / 1e9);
+  if (on_gpu) {
+    fmt::print("afq bench generate (cuda): {} at {} bits group {}, device memory {:.1f} MiB\n", shape->name, o.bits,
+               o.group_size, model.device_bytes() / 1048576.0);
+    fmt::print("weights {:.1f} MiB, KV read per decode token {:.1f} MiB, device-to-device copy {:.1f} GB/s\n",
+               model.weight_bytes() / 1048576.0, kv_bytes / 1048576.0, read_bw / 1e9);
+  } else {
+    fmt::print("afq bench generate (cpu): {} at {} bits group {}, {} threads, SIMD {}\n", shape->name, o.bits,
+               o.group_size, cpu::num_threads(), cpu::simd_target_name());
+    fmt::print("weights {:.1f} MiB, KV read per decode token {:.1f} MiB, read bandwidth {:.1f} GB/s\n",
+               model.weight_bytes() / 1048576.0, kv_bytes / 1048576.0, read_bw / 1e9);
+  }
   fmt::print("prompt  {:5d} tokens: {:8.1f} tokens/s ({:.2f} s to the first token)\n", o.prompt_tokens,
              o.prompt_tokens / prompt_s, prompt_s);
   fmt::print("decode  {:5d} tokens: {:8.2f} tokens/s (median step {:.1f} ms); roofline {:.2f} tokens/s: {:.0f}%\n",
@@ -186,7 +216,7 @@ void run(const Options& o) {
 
 void add_bench_generate_command(CLI::App& bench) {
   auto o = std::make_shared<Options>();
-  CLI::App* cmd = bench.add_subcommand("generate", "Prompt and decode tokens/s of a random model of a real shape");
+  CLI::App* cmd = bench.add_subcommand("generate", "Prompt and decode tokens/s of a random model of a real shape (CPU or GPU)");
   cmd->add_option("--shape", o->shape, "llama-3.2-1b, llama-3.2-3b or llama-3-8b")->capture_default_str();
   cmd->add_option("--bits", o->bits, "Bits per weight: 2, 3, 4, 5, 6 or 8")->capture_default_str();
   cmd->add_option("--group-size", o->group_size, "Group size: 32, 64 or 128")->capture_default_str();
@@ -194,6 +224,7 @@ void add_bench_generate_command(CLI::App& bench) {
   cmd->add_option("--decode-tokens", o->decode_tokens, "Timed decode steps (the median is reported)")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores or AFQ_NUM_THREADS)");
+  cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--dir", o->dir, "Keep the random checkpoint in this folder (reused when present)");
   cmd->callback([o] { run(*o); });
 }

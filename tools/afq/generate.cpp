@@ -57,7 +57,7 @@ void add_generate_command(CLI::App& app) {
   };
   auto args = std::make_shared<Args>();
   args->gen.max_tokens = 100;
-  CLI::App* cmd = app.add_subcommand("generate", "Generate text with a model on the CPU");
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text with a model on the CPU or an NVIDIA GPU (--device cuda)");
   add_model_options(cmd, args->model);
   cmd->add_option("--prompt,-p", args->prompt, "Text to continue (empty: start from the BOS token)");
   cmd->add_option("--max-tokens,-n", args->gen.max_tokens, "Tokens to generate at most")->capture_default_str();
@@ -108,10 +108,12 @@ void add_generate_command(CLI::App& app) {
     const double gen_tokens = r.tokens.size() > 1 ? static_cast<double>(r.tokens.size() - 1) : 0.0;
     fmt::print(stderr,
                "prompt: {} tokens, {:.1f} tokens/s | generation: {} tokens, {:.1f} tokens/s ({}) | weights {:.1f} MB, "
-               "peak memory {:.0f} MB\n",
+               "peak memory {:.0f} MB{}\n",
                r.prompt_tokens, r.prompt_seconds > 0 ? r.prompt_tokens / r.prompt_seconds : 0.0, r.tokens.size(),
                r.generate_seconds > 0 ? gen_tokens / r.generate_seconds : 0.0, r.stop_reason,
-               model.weight_bytes() / 1e6, peak_memory_mb());
+               model.weight_bytes() / 1e6, peak_memory_mb(),
+               model.device() == Device::Cuda ? fmt::format(", device memory {:.0f} MB", model.device_bytes() / 1e6)
+                                              : std::string());
   });
 }
 

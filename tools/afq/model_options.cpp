@@ -19,7 +19,8 @@ void add_model_options(CLI::App* cmd, ModelArgs& a) {
   cmd->add_option("--method", a.method, "Quantize rule for --bits: mlx or minmax")->capture_default_str();
   cmd->add_option("--exclude", a.exclude, "Modules --bits keeps in float (names, trailing parts or globs)");
   cmd->add_flag("--dequantize", a.dequantize, "Run a quantized checkpoint dequantized to float");
-  cmd->add_option("--device", a.device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--device", a.device, "cpu or cuda (the whole forward pass on the GPU: bf16 activations and KV cache)")
+      ->capture_default_str();
   cmd->add_option("--max-context", a.max_context, "KV cache length (default: min(model maximum, 4096))");
 }
 
@@ -35,10 +36,9 @@ std::string model_dir(const ModelArgs& a) {
 }
 
 Model load_model(const ModelArgs& a) {
-  if (a.device == "cuda")
-    throw Error("--device cuda: this build of afq has no CUDA forward pass yet; use --device cpu");
-  if (a.device != "cpu") throw Error("--device must be cpu or cuda, got '" + a.device + "'");
+  if (a.device != "cpu" && a.device != "cuda") throw Error("--device must be cpu or cuda, got '" + a.device + "'");
   LoadOptions options;
+  options.device = a.device == "cuda" ? Device::Cuda : Device::Cpu;
   options.max_context = a.max_context;
   options.dequantize = a.dequantize;
   options.notice = [](const std::string& line) { fmt::print(stderr, "afq: {}\n", line); };

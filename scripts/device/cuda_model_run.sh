@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The CUDA forward pass's one script on the GPU machine (issue 6): configure + build, the model
+# tests (ops and whole models against the CPU), compute-sanitizer on a few of them, afq generate
+# --device cuda against --device cpu on the shipped models, perplexity on both, and afq bench
+# generate --device cuda. Output is kept short (the caller sees the last 12k characters); full
+# logs go under $OUT. Carry .devdeps (Highway, PCRE2: ../shared/device/fetch-debs.sh).
+#   STAGES="build test sanitize generate bench" scripts/device/cuda_model_run.sh
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/afq-out}
+mkdir -p "$OUT"
+STAGES=${STAGES:-"build test sanitize generate bench"}  # also: qmm (the kernels' own tests), bench8b
+BUILD=build-device
+afq=$BUILD/afq
+has() { [[ " $STAGES " == *" $1 "* ]]; }
+section() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
+
+deps=$PWD/.devdeps/usr
+export PKG_CONFIG_PATH=$deps/lib/x86_64-linux-gnu/pkgconfig:$deps/share/pkgconfig
+export LD_LIBRARY_PATH=$deps/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+
+section machine
+nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv,noheader
+
+if has build; then
+  section build
+  cmake -S . -B $BUILD -G Ninja -DCMAKE_BUILD_TYPE=Release -DAFQ_CUDA=ON -DCMAKE_PREFIX_PATH="$deps" \
+    -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHS:-90a-real}" -DAFQ_BUILD_BENCH=OFF >"$OUT/configure.log" 2>&1 ||
+    { tail -30 "$OUT/configure.log"; exit 1; }
+  cmake --build $BUILD --target cuda_model_test cuda_test model_test afq_cli -j16 >"$OUT/build.log" 2>&1 ||
+    { grep -B2 -A8 -E "error|FAILED" "$OUT/build.log" | head -60; exit 1; }
+  grep -E "spill|warning" "$OUT/build.log" | sort | uniq | head -10
+  echo "built"
+fi
+
+if has test; then
+  section "tests: cuda_model_test (ops and whole models against the CPU)"
+  $BUILD/cuda_model_test >"$OUT/cuda_model_test.log" 2>&1
+  echo "exit code $?"
+  # Failures with their messages, the per-model error figures, the summary.
+  grep -E "Failure|error|Expected|Which is|differ|element|\[  FAILED|\[  PASSED|\[  SKIPPED|\[ info" \
+    "$OUT/cuda_model_test.log" | grep -v "^\[ RUN" | head -70
+  section "tests: CPU model_test (unchanged behaviour)"
+  $BUILD/model_test 2>&1 | tail -3
+fi
+
+if has qmm; then
+  section "tests: cuda_test (the qmm kernels)"
+  $BUILD/cuda_test 2>&1 | tail -4
+fi
+
+if has sanitize; then
+  section "compute-sanitizer memcheck on ops and two models"
+  compute-sanitizer --tool memcheck --error-exitcode 9 $BUILD/cuda_model_test \
+    --gtest_filter='CudaEmbedding.*:CudaRmsNorm.*:CudaArgmax.*:CudaElementwise.*:EveryFixture/GpuMatchesCpu.*/qwen3_qknorm:EveryFixture/GpuMatchesCpu.*/tinyshakes_5m_mlx_mixed_4_6' \
+    >"$OUT/sanitizer.log" 2>&1
+  echo "compute-sanitizer exit code $?"; grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/sanitizer.log" | head -5
+  compute-sanitizer --tool memcheck --error-exitcode 9 $BUILD/cuda_model_test \
+    --gtest_filter='CudaAttention.Prompt*' >"$OUT/sanitizer_attention.log" 2>&1
+  echo "compute-sanitizer (attention) exit code $?"; grep -E "ERROR SUMMARY" "$OUT/sanitizer_attention.log" | head -2
+fi
+
+if has generate; then
+  section "afq generate: --device cuda against --device cpu (greedy, 48 tokens)"
+  run_both() {  # label, then afq generate arguments
+    local label=$1; shift
+    $afq generate "$@" --temp 0 --max-tokens 48 --ignore-eos --print-ids --device cpu >"$OUT/gen_cpu_$label.txt" 2>&1
+    $afq generate "$@" --temp 0 --max-tokens 48 --ignore-eos --print-ids --device cuda >"$OUT/gen_cuda_$label.txt" 2>&1
+    local rc=$?
+    local a b
+    a=$(grep "^ids:" "$OUT/gen_cpu_$label.txt"); b=$(grep "^ids:" "$OUT/gen_cuda_$label.txt")
+    if [[ $rc -ne 0 ]]; then echo "$label: cuda FAILED (exit $rc): $(tail -2 "$OUT/gen_cuda_$label.txt")"
+    elif [[ -n "$a" && "$a" == "$b" ]]; then echo "$label: same 48 ids"
+    else
+      echo "$label: ids DIFFER"; echo "  cpu  $a" | cut -c1-160; echo "  cuda $b" | cut -c1-160
+    fi
+    grep -E "tokens/s" "$OUT/gen_cuda_$label.txt" | sed 's/^/  cuda: /'
+  }
+  run_both tinyshakes --prompt "ROMEO:"
+  run_both tinyshakes-q4 --prompt "ROMEO:" --bits 4 --group-size 64
+  run_both tinyshakes-q8-minmax --prompt "JULIET:" --bits 8 --group-size 32 --method minmax
+  run_both mlx-mixed --model tests/data/tinyshakes-5m-mlx-mixed_4_6 --prompt "JULIET:"
+  run_both dequantized --model tests/data/tinyshakes-5m-mlx-mixed_4_6 --prompt "JULIET:" --dequantize
+  echo "sampled text on the GPU (temp 0.8, top-p 0.95, seed 1):"
+  $afq generate --device cuda --prompt "ROMEO:" --max-tokens 40 --temp 0.8 --top-p 0.95 --seed 1 2>&1 | head -6
+  section "afq perplexity: cpu and cuda"
+  for device in cpu cuda; do
+    echo -n "$device: "; $afq perplexity --data models/tinyshakes-5m/valid.txt --max-tokens 8192 --device $device 2>&1 | tail -1
+  done
+fi
+
+if has bench; then
+  section "afq bench generate --device cuda"
+  for args in "--shape llama-3.2-1b --bits 4" "--shape llama-3.2-1b --bits 8" "--shape llama-3.2-3b --bits 4"; do
+    echo "--- $args"
+    $afq bench generate --device cuda $args --group-size 64 --prompt-tokens 512 --decode-tokens 64 2>&1 | tail -4
+  done
+fi
+
+if has bench8b; then
+  section "afq bench generate --device cuda: llama-3-8b"
+  $afq bench generate --device cuda --shape llama-3-8b --bits 4 --group-size 64 --prompt-tokens 512 \
+    --decode-tokens 64 2>&1 | tail -4
+fi
