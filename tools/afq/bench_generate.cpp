@@ -169,7 +169,8 @@ void run(const Options& o) {
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7919) % c.vocab_size);
 
   // Warm-up: scratch and threads on the CPU; module loading, cuBLAS and clocks on the GPU.
-  model.forward(prompt.data(), std::min<int64_t>(16, o.prompt_tokens), 0);
+  // The GPU warms up on the whole prompt: the large-M matmul path sets up cuBLAS on its first call.
+  model.forward(prompt.data(), on_gpu ? o.prompt_tokens : std::min<int64_t>(16, o.prompt_tokens), 0);
   if (on_gpu) model.forward_argmax(prompt.data(), 1, 0);
   auto start = Clock::now();
   model.forward(prompt.data(), o.prompt_tokens, 0);
