@@ -57,6 +57,19 @@ HWY_INLINE float SumLanes(V v) {
   return hn::GetLane(hn::SumOfLanes(DF(), v));
 }
 
+// How far ahead of the GEMVs' loads to prefetch weights (rows are contiguous, so this runs
+// into the next row near the end of one).
+inline constexpr int64_t kPrefetchBytes = 4096;
+
+// Sum of a[i] * b[i], i < count; both padded with zeros to a multiple of the lane count.
+HWY_INLINE float PaddedDot(const float* a, const float* b, int64_t count) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  auto acc = hn::Zero(df);
+  for (int64_t i = 0; i < count; i += lanes) acc = hn::MulAdd(hn::LoadU(df, a + i), hn::LoadU(df, b + i), acc);
+  return SumLanes(acc);
+}
+
 // The micro-kernel's shape: kMr rows of x times kNr rows of W, as kMr * kNr vector accumulators
 // of dot products along k. AVX2 has 16 vector registers, the others 32.
 #if HWY_TARGET == HWY_AVX2

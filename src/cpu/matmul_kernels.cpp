@@ -10,6 +10,7 @@
 #include "hwy/highway.h"
 #include "src/cpu/gemm-inl.h"
 #include "src/cpu/qmm.h"
+#include "src/cpu/qmv_int8-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace afq::cpu {
@@ -106,6 +107,12 @@ void MatmulFloat(const MatmulProblem& p) {
 
 const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 
+#if HWY_TARGET != HWY_SCALAR
+bool Int8Preferred() { return kInt8Preferred; }
+#else
+bool Int8Preferred() { return false; }
+#endif
+
 }  // namespace HWY_NAMESPACE
 }  // namespace afq::cpu
 HWY_AFTER_NAMESPACE();
@@ -114,8 +121,10 @@ HWY_AFTER_NAMESPACE();
 namespace afq::cpu {
 HWY_EXPORT(MatmulFloat);
 HWY_EXPORT(TargetName);
+HWY_EXPORT(Int8Preferred);
 void matmul_float(const MatmulProblem& p) { HWY_DYNAMIC_DISPATCH(MatmulFloat)(p); }
 std::string simd_target() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
+bool int8_preferred() { return HWY_DYNAMIC_DISPATCH(Int8Preferred)(); }
 std::vector<int64_t> compiled_simd_targets() {
   std::vector<int64_t> targets;
   for (int64_t t = hwy::SupportedTargets() & HWY_TARGETS; t != 0; t &= t - 1) targets.push_back(t & -t);

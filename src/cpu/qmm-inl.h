@@ -36,6 +36,7 @@
 #include "hwy/highway.h"
 #include "src/cpu/gemm-inl.h"
 #include "src/cpu/qmm.h"
+#include "src/cpu/qmv_int8-inl.h"
 #include "src/cpu/scratch.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -54,10 +55,6 @@ struct LanePacking {
   static constexpr bool kWholeWords = kLaneBits == 32;  // bits 2, 4, 8: lane i is word i
   static constexpr uint32_t kMask = (1u << kBits) - 1;
 };
-
-// How far ahead of the GEMV's loads to prefetch weights (rows are contiguous, so this runs
-// into the next row near the end of one).
-inline constexpr int64_t kPrefetchBytes = 4096;
 
 // The most lanes any target has (SVE up to 2048 bits).
 inline constexpr int kMaxLanes = HWY_MAX_BYTES / 4;
@@ -197,15 +194,6 @@ HWY_INLINE void QmvRow(const uint8_t* row, int64_t row_bytes, int64_t readable, 
     }
   }
   for (int r = 0; r < kRows; ++r) dots[r] = SumLanes(acc[r]);
-}
-
-// Sum of a[i] * b[i], i < count; both padded with zeros to a multiple of the lane count.
-HWY_INLINE float PaddedDot(const float* a, const float* b, int64_t count) {
-  const DF df;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  auto acc = hn::Zero(df);
-  for (int64_t i = 0; i < count; i += lanes) acc = hn::MulAdd(hn::LoadU(df, a + i), hn::LoadU(df, b + i), acc);
-  return SumLanes(acc);
 }
 
 template <int kBits>
@@ -375,6 +363,7 @@ HWY_INLINE void DequantRow(const QmmProblem& p, const TileTables<kBits>& t, int6
 template <int kBits>
 void Qmm(const QmmProblem& p) {
 #if HWY_TARGET != HWY_SCALAR
+  if (p.path == QmmPath::Int8) return QmvInt8<kBits>(p);
   if (p.m < kGemmMinRows) return Qmv<kBits>(p);
 #endif
   const TileTables<kBits> tables(static_cast<int64_t>(hn::Lanes(DF())));

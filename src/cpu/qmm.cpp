@@ -1,5 +1,6 @@
 // afq::cpu::affine_qmm_t: argument checks and the choice of kernel by bit width; the kernels
 // themselves are in qmm-inl.h.
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,29 @@ void check_scales_dtype(const QuantizedWeight& w) {
                 " are not supported. The supported dtypes are F32, F16 and BF16.");
 }
 
+thread_local QmmPath path_forced_on_thread = QmmPath::Auto;
+
 }  // namespace
+
+QmmPath forced_qmm_path() {
+  static const QmmPath from_env = [] {
+    const char* env = std::getenv("AFQ_CPU_QMM");
+    const std::string v = env ? env : "";
+    if (v == "float") return QmmPath::Float;
+    if (v == "int8") return QmmPath::Int8;
+    return QmmPath::Auto;
+  }();
+  return path_forced_on_thread != QmmPath::Auto ? path_forced_on_thread : from_env;
+}
+
+QmmPath qmm_path(int64_t m) {
+  const QmmPath forced = forced_qmm_path();
+  if (forced != QmmPath::Auto) return forced;
+  return m <= kInt8MaxRows && int8_preferred() ? QmmPath::Int8 : QmmPath::Float;
+}
+
+ForceQmmPath::ForceQmmPath(QmmPath path) : previous_(path_forced_on_thread) { path_forced_on_thread = path; }
+ForceQmmPath::~ForceQmmPath() { path_forced_on_thread = previous_; }
 
 void affine_qmm_t(const float* x, int64_t m, const QuantizedWeight& w, const float* bias, float* y) {
   check_scales_dtype(w);
@@ -35,6 +58,7 @@ void affine_qmm_t(const float* x, int64_t m, const QuantizedWeight& w, const flo
   p.group_size = w.group_size;
   p.bias = bias;
   p.y = y;
+  p.path = qmm_path(m);
   if (m == 0 || p.n == 0) return;
   switch (w.bits) {
     case 2: return qmm_bits2(p);

@@ -10,6 +10,11 @@
 
 namespace afq::cpu {
 
+// Which kernel family runs affine_qmm_t. Float: the float GEMV for few rows of x, the blocked
+// GEMM for many. Int8: the int8-activation GEMV for every m (one pass over W per 4 rows of x;
+// HWY_SCALAR has none and runs the float GEMM). Auto (qmm_path) picks one of them.
+enum class QmmPath { Auto, Float, Int8 };
+
 // y[m, n] = x[m, k] @ dequant(W[n, k])^T (+ bias[n]).
 struct QmmProblem {
   const float* x = nullptr;          // [m, k]
@@ -22,7 +27,31 @@ struct QmmProblem {
   int group_size = 0;
   const float* bias = nullptr;       // [n] or nullptr
   float* y = nullptr;                // [m, n]
+  QmmPath path = QmmPath::Auto;
 };
+
+// The path forced on this thread by ForceQmmPath, else by AFQ_CPU_QMM=float|int8, else Auto.
+QmmPath forced_qmm_path();
+
+// Forces a path on the calling thread while alive (tests, benchmarks).
+class ForceQmmPath {
+ public:
+  explicit ForceQmmPath(QmmPath path);
+  ~ForceQmmPath();
+  ForceQmmPath(const ForceQmmPath&) = delete;
+  ForceQmmPath& operator=(const ForceQmmPath&) = delete;
+
+ private:
+  QmmPath previous_;
+};
+
+// Rows of x up to which Auto takes the int8 GEMV (measured: BENCHMARKS.md).
+inline constexpr int64_t kInt8MaxRows = 8;
+
+// The path affine_qmm_t takes for m rows of x: the forced one, else Int8 for m <= kInt8MaxRows
+// where the running CPU's target has fast byte dot products (int8_preferred), else Float.
+QmmPath qmm_path(int64_t m);
+bool int8_preferred();  // matmul_kernels.cpp
 
 // One per bits (qmm_b<bits>.cpp): decode GEMV for few rows of x, blocked GEMM for many.
 void qmm_bits2(const QmmProblem& p);

@@ -1,6 +1,6 @@
-// The SIMD affine_qmm_t against the scalar reference and a float64 matmul of the dequantized
-// weight, for every bit width, group size, scale dtype, SIMD target and both regimes (GEMV for
-// few rows of x, blocked GEMM for many).
+// The SIMD affine_qmm_t's float path against the scalar reference and a float64 matmul of the
+// dequantized weight, for every bit width, group size, scale dtype, SIMD target and both regimes
+// (GEMV for few rows of x, blocked GEMM for many). The int8 path: qmm_int8_test.cpp.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -42,6 +42,7 @@ class QmmOnEveryTarget : public testing::TestWithParam<int64_t> {
  protected:
   void SetUp() override { hwy::SetSupportedTargetsForTest(GetParam()); }
   void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
+  ForceQmmPath float_{QmmPath::Float};
 };
 
 TEST_P(QmmOnEveryTarget, MatchesFloat64MatmulAndScalarReferenceForEveryBitsAndGroupSize) {
@@ -97,6 +98,7 @@ INSTANTIATE_TEST_SUITE_P(Targets, QmmOnEveryTarget, testing::ValuesIn(compiled_s
                          [](const testing::TestParamInfo<int64_t>& info) { return hwy::TargetName(info.param); });
 
 TEST(Qmm, GivesTheSameResultWithAnyThreadCount) {
+  ForceQmmPath float_path(QmmPath::Float);
   std::mt19937 rng(11);
   QuantizedWeight w = random_quantized_weight(45, 512, 4, 64, DType::BF16, rng);
   for (int64_t m : {1, 3, 40}) {
@@ -111,6 +113,7 @@ TEST(Qmm, GivesTheSameResultWithAnyThreadCount) {
 }
 
 TEST(Qmm, FlattensLeadingDimensionsOfX) {
+  ForceQmmPath float_path(QmmPath::Float);
   std::mt19937 rng(5);
   QuantizedWeight w = random_quantized_weight(6, 64, 8, 32, DType::F32, rng);
   Tensor x = random_tensor({2, 3, 64}, DType::F32, rng);
