@@ -8,8 +8,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 
 #include "afq/cuda.h"
+
+struct CUgraphExec_st;  // cudaGraphExec_t is CUgraphExec_st*
 
 namespace afq::cuda {
 
@@ -50,6 +53,29 @@ class Stream {
   CUstream_st* stream_ = nullptr;
 };
 
+// A CUDA graph: the work one call enqueues on a stream, captured once and replayed by launch()
+// with a single launch (a decode step is some 10 kernels a layer, each costing microseconds to
+// launch from the host). What the captured kernels read must stay at the same device addresses:
+// the ops' `_at` variants below read the step's position from device memory for that reason.
+class Graph {
+ public:
+  Graph() = default;
+  ~Graph();
+  Graph(Graph&& other) noexcept;
+  Graph& operator=(Graph&& other) noexcept;
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+
+  // Captures what `record` enqueues on `stream` (nothing runs); throws afq::Error, leaving the
+  // graph empty and the stream usable, when the work cannot be captured.
+  void capture(CUstream_st* stream, const std::function<void()>& record);
+  void launch(CUstream_st* stream) const;  // asynchronous
+  bool empty() const { return exec_ == nullptr; }
+
+ private:
+  CUgraphExec_st* exec_ = nullptr;
+};
+
 struct MemoryInfo {
   size_t free_bytes = 0;
   size_t total_bytes = 0;
@@ -84,6 +110,15 @@ void rms_norm(const void* x, DType x_dtype, const float* weight, void* y, DType 
 void rope(const void* x, void* y, int64_t n, int heads, int head_dim, int64_t position, const float* inv_freq,
           CUstream_st* stream);
 
+// The same for one token whose position is one int32 in device memory (a decode step replayed
+// from a CUDA graph); y moves by y_position_stride elements per position (0: in place; kv_dim:
+// straight into that position's row of the KV cache).
+void rope_at(const void* x, void* y, int64_t y_position_stride, int heads, int head_dim, const int32_t* position,
+             const float* inv_freq, CUstream_st* stream);
+
+// dst[*position * count + i] = src[i], i < count, bf16: one token's values into the KV cache.
+void store_at_position(void* dst, const void* src, int64_t count, const int32_t* position, CUstream_st* stream);
+
 // Causal attention with grouped KV heads (GQA) over a bf16 cache:
 //   out[t, h, :] = softmax_s(q[t, h, :] . k[s, h / group, :] * scale) @ v[s, h / group, :]
 // for keys s in [first, position + t], first = max(0, position + t - window + 1) with a sliding
@@ -104,6 +139,11 @@ void attention(const void* q, const void* k, const void* v, void* out, const Att
 // One query row (n == 1): the keys split into chunks over blocks, partial softmaxes merged after.
 void attention_decode(const void* q, const void* k, const void* v, void* out, const AttentionShape& shape,
                       float* scratch, CUstream_st* stream);
+// The same for a query at the position held in device memory (shape.position unused), against a
+// cache of at most max_keys keys: the launch does not depend on the position, so a CUDA graph
+// replays it at every step.
+void attention_decode_at(const void* q, const void* k, const void* v, void* out, const AttentionShape& shape,
+                         const int32_t* position, int64_t max_keys, float* scratch, CUstream_st* stream);
 // Any n: tiles of query rows against tiles of keys with an online softmax (flash-attention order).
 void attention_prefill(const void* q, const void* k, const void* v, void* out, const AttentionShape& shape,
                        CUstream_st* stream);

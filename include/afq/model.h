@@ -88,6 +88,9 @@ struct LoadOptions {
   // activations and the KV cache are bf16 on the device; throws afq::Error when the build has no
   // CUDA, no device is present or the model does not fit (naming the bytes needed and free).
   Device device = Device::Cpu;
+  // Cuda: each decode step (one token) replays one captured CUDA graph instead of launching its
+  // kernels one by one (AFQ_CUDA_GRAPHS=0 also turns it off).
+  bool cuda_graphs = true;
   // One-line notices (what was quantized, fallbacks); nullptr: silent.
   std::function<void(const std::string&)> notice;
 };

@@ -5,6 +5,7 @@
 # generate --device cuda. Output is kept short (the caller sees the last 12k characters); full
 # logs go under $OUT. Carry .devdeps (Highway, PCRE2: ../shared/device/fetch-debs.sh).
 #   STAGES="build test sanitize generate bench" scripts/device/cuda_model_run.sh
+# (also: qmm, the kernels' own tests; bench8b, a Llama-3-8B shape)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/afq-out}
@@ -52,11 +53,11 @@ fi
 if has sanitize; then
   section "compute-sanitizer memcheck on ops and two models"
   compute-sanitizer --tool memcheck --error-exitcode 9 $BUILD/cuda_model_test \
-    --gtest_filter='CudaEmbedding.*:CudaRmsNorm.*:CudaArgmax.*:CudaElementwise.*:EveryFixture/GpuMatchesCpu.*/qwen3_qknorm:EveryFixture/GpuMatchesCpu.*/tinyshakes_5m_mlx_mixed_4_6' \
+    --gtest_filter='CudaEmbedding.*:CudaRmsNorm.*:CudaRope.*:CudaStoreAtPosition.*:CudaArgmax.*:CudaElementwise.*:EveryFixture/GpuMatchesCpu.*/qwen3_qknorm:EveryFixture/GpuMatchesCpu.*/tinyshakes_5m_mlx_mixed_4_6:GpuForward.DecodeSteps*' \
     >"$OUT/sanitizer.log" 2>&1
   echo "compute-sanitizer exit code $?"; grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/sanitizer.log" | head -5
   compute-sanitizer --tool memcheck --error-exitcode 9 $BUILD/cuda_model_test \
-    --gtest_filter='CudaAttention.Prompt*' >"$OUT/sanitizer_attention.log" 2>&1
+    --gtest_filter='CudaAttention.Prompt*:CudaAttention.Decode*' >"$OUT/sanitizer_attention.log" 2>&1
   echo "compute-sanitizer (attention) exit code $?"; grep -E "ERROR SUMMARY" "$OUT/sanitizer_attention.log" | head -2
 fi
 
@@ -90,15 +91,23 @@ if has generate; then
 fi
 
 if has bench; then
-  section "afq bench generate --device cuda"
+  section "afq bench generate --device cuda (decode steps from the CUDA graph, and AFQ_CUDA_GRAPHS=0 beside it)"
   for args in "--shape llama-3.2-1b --bits 4" "--shape llama-3.2-1b --bits 8" "--shape llama-3.2-3b --bits 4"; do
     echo "--- $args"
-    $afq bench generate --device cuda $args --group-size 64 --prompt-tokens 512 --decode-tokens 64 2>&1 | tail -4
+    $afq bench generate --device cuda $args --group-size 64 --prompt-tokens 512 --decode-tokens 64 --dir /tmp/afq-bench-model \
+      2>&1 | tee -a "$OUT/bench_generate.txt" | tail -4
+    echo -n "  without graphs: "
+    AFQ_CUDA_GRAPHS=0 $afq bench generate --device cuda $args --group-size 64 --prompt-tokens 512 --decode-tokens 64 \
+      --dir /tmp/afq-bench-model 2>&1 | tee -a "$OUT/bench_generate.txt" | grep "^decode"
+    rm -rf /tmp/afq-bench-model
   done
 fi
 
 if has bench8b; then
   section "afq bench generate --device cuda: llama-3-8b"
   $afq bench generate --device cuda --shape llama-3-8b --bits 4 --group-size 64 --prompt-tokens 512 \
-    --decode-tokens 64 2>&1 | tail -4
+    --decode-tokens 64 --dir /tmp/afq-bench-8b 2>&1 | tee -a "$OUT/bench_generate.txt" | tail -4
+  echo -n "  without graphs: "
+  AFQ_CUDA_GRAPHS=0 $afq bench generate --device cuda --shape llama-3-8b --bits 4 --group-size 64 --prompt-tokens 512 \
+    --decode-tokens 64 --dir /tmp/afq-bench-8b 2>&1 | tee -a "$OUT/bench_generate.txt" | grep "^decode"
 fi

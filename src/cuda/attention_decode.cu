@@ -19,8 +19,17 @@ constexpr int kWarps = 4;
 template <int DimsPerLane>
 __global__ void __launch_bounds__(kWarps * 32)
     attention_decode_kernel(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, float* partial,
-                            AttentionShape s, int64_t first, int64_t keys, int64_t chunk, int splits) {
+                            AttentionShape s, int64_t first, int64_t keys, int64_t chunk, int splits,
+                            const int32_t* device_position) {
   __shared__ float max_s[kWarps], sum_s[kWarps];
+  // Replayed from a CUDA graph: the keys come from the position on the device, over a fixed
+  // number of splits (a split past the last key leaves max -inf, which the merge skips).
+  if (device_position) {
+    const int64_t last = *device_position;
+    first = s.window > 0 ? max(int64_t{0}, last - s.window + 1) : 0;
+    keys = last - first + 1;
+    chunk = (keys + splits - 1) / splits;
+  }
   __shared__ float values_s[kWarps][32 * DimsPerLane];
   const int head = blockIdx.x, split = blockIdx.y, hd = s.head_dim;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -105,10 +114,24 @@ __global__ void attention_merge_kernel(const float* partial, __nv_bfloat16* out,
 
 template <int DimsPerLane>
 void launch(const void* q, const void* k, const void* v, float* scratch, const AttentionShape& s, int64_t first,
-            int64_t keys, int64_t chunk, int splits, cudaStream_t stream) {
+            int64_t keys, int64_t chunk, int splits, const int32_t* device_position, cudaStream_t stream) {
   attention_decode_kernel<DimsPerLane><<<dim3(s.heads, splits), kWarps * 32, 0, stream>>>(
       static_cast<const __nv_bfloat16*>(q), static_cast<const __nv_bfloat16*>(k),
-      static_cast<const __nv_bfloat16*>(v), scratch, s, first, keys, chunk, splits);
+      static_cast<const __nv_bfloat16*>(v), scratch, s, first, keys, chunk, splits, device_position);
+}
+
+void launch_decode(const void* q, const void* k, const void* v, void* out, const AttentionShape& s, int64_t first,
+                   int64_t keys, int64_t chunk, int splits, const int32_t* device_position, float* scratch,
+                   cudaStream_t stream) {
+  if (s.head_dim <= 32) launch<1>(q, k, v, scratch, s, first, keys, chunk, splits, device_position, stream);
+  else if (s.head_dim <= 64) launch<2>(q, k, v, scratch, s, first, keys, chunk, splits, device_position, stream);
+  else if (s.head_dim <= 128) launch<4>(q, k, v, scratch, s, first, keys, chunk, splits, device_position, stream);
+  else launch<8>(q, k, v, scratch, s, first, keys, chunk, splits, device_position, stream);
+  check_launch("attention_decode");
+  const int threads = (s.head_dim + 31) / 32 * 32;
+  attention_merge_kernel<<<s.heads, threads, 0, stream>>>(scratch, static_cast<__nv_bfloat16*>(out), s.head_dim,
+                                                          splits);
+  check_launch("attention_decode merge");
 }
 
 }  // namespace
@@ -123,16 +146,19 @@ void attention_decode(const void* q, const void* k, const void* v, void* out, co
   int64_t splits = decode_splits(keys, s.heads, current_device_info().multiprocessors);
   const int64_t chunk = (keys + splits - 1) / splits;
   splits = (keys + chunk - 1) / chunk;  // no empty chunk
-  const int split_count = static_cast<int>(splits);
-  if (s.head_dim <= 32) launch<1>(q, k, v, scratch, s, first, keys, chunk, split_count, stream);
-  else if (s.head_dim <= 64) launch<2>(q, k, v, scratch, s, first, keys, chunk, split_count, stream);
-  else if (s.head_dim <= 128) launch<4>(q, k, v, scratch, s, first, keys, chunk, split_count, stream);
-  else launch<8>(q, k, v, scratch, s, first, keys, chunk, split_count, stream);
-  check_launch("attention_decode");
-  const int threads = (s.head_dim + 31) / 32 * 32;
-  attention_merge_kernel<<<s.heads, threads, 0, stream>>>(scratch, static_cast<__nv_bfloat16*>(out), s.head_dim,
-                                                          split_count);
-  check_launch("attention_decode merge");
+  launch_decode(q, k, v, out, s, first, keys, chunk, static_cast<int>(splits), nullptr, scratch, stream);
+}
+
+void attention_decode_at(const void* q, const void* k, const void* v, void* out, const AttentionShape& s,
+                         const int32_t* position, int64_t max_keys, float* scratch, CUstream_st* stream) {
+  check_attention_shape(s, "attention_decode_at");
+  if (s.n != 1 || !position || max_keys < 1)
+    throw Error("[attention_decode_at] takes one query row, a device position and max_keys >= 1 (" + describe(s) +
+                " max_keys=" + std::to_string(max_keys) + ")");
+  // As many splits as the longest cache would get, so that one launch shape serves every step.
+  const int64_t keys = s.window > 0 ? std::min<int64_t>(max_keys, s.window) : max_keys;
+  const int splits = static_cast<int>(decode_splits(keys, s.heads, current_device_info().multiprocessors));
+  launch_decode(q, k, v, out, s, 0, 0, 0, splits, position, scratch, stream);
 }
 
 }  // namespace afq::cuda

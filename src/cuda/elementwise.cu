@@ -27,6 +27,14 @@ __global__ void add_bias_kernel(T* y, const float* bias, int64_t count, int64_t 
     y[i] = from_float<T>(to_float(y[i]) + bias[i % n]);
 }
 
+// dst[*position * count + i] = src[i]: a decode step's value row into the KV cache.
+__global__ void store_at_position_kernel(__nv_bfloat16* dst, const __nv_bfloat16* src, int64_t count,
+                                         const int32_t* position) {
+  dst += int64_t{*position} * count;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count; i += int64_t{gridDim.x} * blockDim.x)
+    dst[i] = src[i];
+}
+
 void check_count(int64_t count, const char* op) {
   if (count < 0) throw Error(std::string("[") + op + "] negative count " + std::to_string(count));
 }
@@ -47,6 +55,14 @@ void add_residual(float* x, const void* y, int64_t count, CUstream_st* stream) {
   if (count == 0) return;
   add_residual_kernel<<<grid_for(count, 256, 4096), 256, 0, stream>>>(x, static_cast<const __nv_bfloat16*>(y), count);
   check_launch("add_residual");
+}
+
+void store_at_position(void* dst, const void* src, int64_t count, const int32_t* position, CUstream_st* stream) {
+  check_count(count, "store_at_position");
+  if (count == 0) return;
+  store_at_position_kernel<<<grid_for(count, 256, 4096), 256, 0, stream>>>(
+      static_cast<__nv_bfloat16*>(dst), static_cast<const __nv_bfloat16*>(src), count, position);
+  check_launch("store_at_position");
 }
 
 void add_bias(void* y, DType y_dtype, const float* bias, int64_t rows, int64_t n, CUstream_st* stream) {

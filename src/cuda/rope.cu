@@ -9,9 +9,16 @@
 namespace afq::cuda {
 namespace {
 
-// One thread per pair (i, i + half) of one head of one token; y may equal x.
+// One thread per pair (i, i + half) of one head of one token; y may equal x. With a device
+// position (decode steps replayed from a CUDA graph) it replaces `position`, and y moves by
+// y_position_stride elements per position (the KV cache row of that position).
 __global__ void rope_kernel(const __nv_bfloat16* x, __nv_bfloat16* y, int64_t pairs, int heads, int half,
-                            int64_t position, const float* inv_freq) {
+                            int64_t position, const int32_t* device_position, int64_t y_position_stride,
+                            const float* inv_freq) {
+  if (device_position) {
+    position = *device_position;
+    y += position * y_position_stride;
+  }
   for (int64_t p = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; p < pairs; p += int64_t{gridDim.x} * blockDim.x) {
     const int i = static_cast<int>(p % half);
     const int64_t head_row = p / half;  // token * heads + head
@@ -38,8 +45,21 @@ void rope(const void* x, void* y, int64_t n, int heads, int head_dim, int64_t po
   if (pairs == 0) return;
   rope_kernel<<<grid_for(pairs, 256), 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(x),
                                                         static_cast<__nv_bfloat16*>(y), pairs, heads, head_dim / 2,
-                                                        position, inv_freq);
+                                                        position, nullptr, 0, inv_freq);
   check_launch("rope");
+}
+
+void rope_at(const void* x, void* y, int64_t y_position_stride, int heads, int head_dim, const int32_t* position,
+             const float* inv_freq, CUstream_st* stream) {
+  if (heads < 1 || head_dim < 2 || head_dim % 2 != 0 || y_position_stride < 0 || !position)
+    throw Error("[rope_at] heads=" + std::to_string(heads) + " head_dim=" + std::to_string(head_dim) +
+                " y_position_stride=" + std::to_string(y_position_stride) +
+                " not allowed: head_dim must be even and positive, heads positive, the stride >= 0, a position given");
+  const int64_t pairs = int64_t{heads} * (head_dim / 2);
+  rope_kernel<<<grid_for(pairs, 256), 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(x),
+                                                        static_cast<__nv_bfloat16*>(y), pairs, heads, head_dim / 2,
+                                                        0, position, y_position_stride, inv_freq);
+  check_launch("rope_at");
 }
 
 }  // namespace afq::cuda

@@ -4,9 +4,13 @@
 // forward pass allocates nothing. Matmul inputs and outputs, q/k/v and the cache are bf16; the
 // residual stream stays float32 (a few KiB per token) so that the adds of many layers do not
 // accumulate bf16 rounding. All math is float32. Prompts run in chunks of kChunkRows tokens.
+// A decode step (one token) is captured once as a CUDA graph and replayed: its kernels read the
+// token and position from device memory, so one graph serves every step (AFQ_CUDA_GRAPHS=0, or
+// LoadOptions::cuda_graphs = false, launches them one by one instead).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -23,7 +27,8 @@ namespace afq::model_detail {
 
 #ifndef AFQ_HAVE_CUDA
 
-std::unique_ptr<DeviceForward> make_cuda_forward(const HostWeights&, int, const std::function<void(const std::string&)>&) {
+std::unique_ptr<DeviceForward> make_cuda_forward(const HostWeights&, int, bool,
+                                                 const std::function<void(const std::string&)>&) {
   throw Error("--device cuda: this build of afq has no CUDA (configure with nvcc present and -DAFQ_CUDA=ON)");
 }
 
@@ -91,7 +96,7 @@ struct DeviceLayer {
 
 class CudaLlama final : public DeviceForward {
  public:
-  CudaLlama(const HostWeights& w, int max_context, const std::function<void(const std::string&)>& notice);
+  CudaLlama(const HostWeights& w, int max_context, bool graphs, const std::function<void(const std::string&)>& notice);
   Tensor forward(const int32_t* tokens, int64_t n, int64_t position, bool all_logits) override;
   int32_t forward_argmax(const int32_t* tokens, int64_t n, int64_t position) override;
   uint64_t device_bytes() const override { return allocated_; }
@@ -107,7 +112,12 @@ class CudaLlama final : public DeviceForward {
   void check_tokens(const int32_t* tokens, int64_t n) const;
   void linear(const DeviceLinear& l, const void* x, DType x_dtype, int64_t m, void* y, DType y_dtype);
   void run_layers(const int32_t* tokens, int64_t rows, int64_t position);
-  void layer_forward(int l, int64_t rows, int64_t position);
+  // With device_position (one int32 on the device) the layer runs one token at that position
+  // with the graph-replayable ops, and `position` is unused.
+  void layer_forward(int l, int64_t rows, int64_t position, const int32_t* device_position = nullptr);
+  // One token through the whole model into logits_ and argmax_: the graph when there is one.
+  void decode_step(int32_t token, int64_t position);
+  void record_decode_step();
   // Final norm + lm_head of the rows [first, first + count) of the last chunk into logits_.
   void head(int64_t first, int64_t count);
   void download_logits(int64_t count, float* out);
@@ -118,6 +128,14 @@ class CudaLlama final : public DeviceForward {
   int64_t hd_ = 0, qd_ = 0, kvd_ = 0;
   uint64_t allocated_ = 0;
   cuda::Stream stream_;
+  std::function<void(const std::string&)> notice_;
+
+  // The decode step as a CUDA graph, captured at the second step (the first runs the same work
+  // directly, so that lazy set-up in cuBLAS and the kernels' launchers stays out of the capture).
+  bool use_graphs_ = false;
+  int64_t direct_decode_steps_ = 0;
+  cuda::Graph decode_graph_;
+  DeviceBuffer decode_step_;  // int32 [2]: the token and its position
 
   // Weights.
   std::optional<cuda::DeviceQuantizedWeight> embed_q_;
@@ -206,8 +224,9 @@ MemoryPlan CudaLlama::plan(const HostWeights& w) const {
   return p;
 }
 
-CudaLlama::CudaLlama(const HostWeights& w, int max_context, const std::function<void(const std::string&)>& notice)
-    : cfg_(w.config), max_ctx_(max_context) {
+CudaLlama::CudaLlama(const HostWeights& w, int max_context, bool graphs,
+                     const std::function<void(const std::string&)>& notice)
+    : cfg_(w.config), max_ctx_(max_context), notice_(notice), use_graphs_(graphs) {
   const ModelConfig& c = cfg_;
   hd_ = c.head_dim;
   qd_ = int64_t{c.num_heads} * hd_;
@@ -284,6 +303,7 @@ CudaLlama::CudaLlama(const HostWeights& w, int max_context, const std::function<
   logits_ = buffer(rows * c.vocab_size * dtype_size(logits_dtype_), "logits");
   scratch_ = buffer(cuda::attention_scratch_floats(c.num_heads, c.head_dim, max_ctx_) * 4, "attention scratch");
   argmax_ = buffer(4, "argmax");
+  decode_step_ = buffer(8, "decode step");
   // DeviceQuantizedWeight::upload copies on the legacy default stream, which a non-blocking
   // stream does not wait for: finish both before the first forward pass.
   cuda::synchronize(nullptr);
@@ -309,7 +329,7 @@ void CudaLlama::linear(const DeviceLinear& l, const void* x, DType x_dtype, int6
   if (l.bias.get()) cuda::add_bias(y, y_dtype, l.bias.as<float>(), m, l.n, stream_.get());
 }
 
-void CudaLlama::layer_forward(int l, int64_t rows, int64_t position) {
+void CudaLlama::layer_forward(int l, int64_t rows, int64_t position, const int32_t* device_position) {
   const ModelConfig& c = cfg_;
   const DeviceLayer& L = layers_[l];
   CUstream_st* s = stream_.get();
@@ -330,9 +350,16 @@ void CudaLlama::layer_forward(int l, int64_t rows, int64_t position) {
   const int64_t layer_offset = int64_t{l} * max_ctx_ * kvd_;  // elements
   auto* k_layer = k_cache_.as<uint16_t>() + layer_offset;
   auto* v_layer = v_cache_.as<uint16_t>() + layer_offset;
-  cuda::rope(q_.get(), q_.get(), rows, c.num_heads, c.head_dim, position, inv_freq_.as<float>(), s);
-  cuda::rope(k_.get(), k_layer + position * kvd_, rows, c.num_kv_heads, c.head_dim, position, inv_freq_.as<float>(), s);
-  cuda::copy_on_device(v_layer + position * kvd_, v_.get(), uint64_t(rows) * kvd_ * 2, s);
+  const float* inv_freq = inv_freq_.as<float>();
+  if (device_position) {
+    cuda::rope_at(q_.get(), q_.get(), 0, c.num_heads, c.head_dim, device_position, inv_freq, s);
+    cuda::rope_at(k_.get(), k_layer, kvd_, c.num_kv_heads, c.head_dim, device_position, inv_freq, s);
+    cuda::store_at_position(v_layer, v_.get(), kvd_, device_position, s);
+  } else {
+    cuda::rope(q_.get(), q_.get(), rows, c.num_heads, c.head_dim, position, inv_freq, s);
+    cuda::rope(k_.get(), k_layer + position * kvd_, rows, c.num_kv_heads, c.head_dim, position, inv_freq, s);
+    cuda::copy_on_device(v_layer + position * kvd_, v_.get(), uint64_t(rows) * kvd_ * 2, s);
+  }
 
   // Causal attention with GQA (and Mistral's window).
   cuda::AttentionShape shape;
@@ -343,7 +370,11 @@ void CudaLlama::layer_forward(int l, int64_t rows, int64_t position) {
   shape.head_dim = c.head_dim;
   shape.window = c.sliding_window;
   shape.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  cuda::attention(q_.get(), k_layer, v_layer, att_.get(), shape, scratch_.as<float>(), s);
+  if (device_position)
+    cuda::attention_decode_at(q_.get(), k_layer, v_layer, att_.get(), shape, device_position, max_ctx_,
+                              scratch_.as<float>(), s);
+  else
+    cuda::attention(q_.get(), k_layer, v_layer, att_.get(), shape, scratch_.as<float>(), s);
 
   // x = x + o_proj(attention).
   linear(L.o, att_.get(), bf16, rows, proj_.get(), bf16);
@@ -368,6 +399,43 @@ void CudaLlama::run_layers(const int32_t* tokens, int64_t rows, int64_t position
   for (int l = 0; l < cfg_.num_layers; ++l) layer_forward(l, rows, position);
 }
 
+void CudaLlama::record_decode_step() {
+  CUstream_st* s = stream_.get();
+  const int32_t* token = decode_step_.as<int32_t>();
+  const int32_t* position = token + 1;
+  if (embed_q_)
+    cuda::embedding_lookup_quantized(token, 1, *embed_q_, x_.as<float>(), s);
+  else
+    cuda::embedding_lookup(token, 1, embed_.get(), DType::BF16, cfg_.hidden_size, x_.as<float>(), s);
+  for (int l = 0; l < cfg_.num_layers; ++l) layer_forward(l, 1, 0, position);
+  head(0, 1);
+  cuda::argmax(logits_.get(), logits_dtype_, cfg_.vocab_size, argmax_.as<int32_t>(), s);
+}
+
+void CudaLlama::decode_step(int32_t token, int64_t position) {
+  CUstream_st* s = stream_.get();
+  if (!use_graphs_) {
+    run_layers(&token, 1, position);
+    head(0, 1);
+    cuda::argmax(logits_.get(), logits_dtype_, cfg_.vocab_size, argmax_.as<int32_t>(), s);
+    return;
+  }
+  // Pageable memory: the copy is staged before the call returns, so `step` may go.
+  const int32_t step[2] = {token, static_cast<int32_t>(position)};
+  cuda::copy_to_device(decode_step_.get(), step, sizeof(step), s);
+  if (decode_graph_.empty()) {
+    if (direct_decode_steps_++ == 0) return record_decode_step();
+    try {
+      decode_graph_.capture(s, [this] { record_decode_step(); });
+    } catch (const Error& e) {
+      use_graphs_ = false;
+      if (notice_) notice_(std::string("decode steps run without a CUDA graph: ") + e.what());
+      return record_decode_step();
+    }
+  }
+  decode_graph_.launch(s);
+}
+
 void CudaLlama::head(int64_t first, int64_t count) {
   const float* x = x_.as<float>() + first * cfg_.hidden_size;
   cuda::rms_norm(x, DType::F32, final_norm_.as<float>(), xn_.get(), head_x_dtype_, count, cfg_.hidden_size,
@@ -388,6 +456,12 @@ void CudaLlama::download_logits(int64_t count, float* out) {
 
 Tensor CudaLlama::forward(const int32_t* tokens, int64_t n, int64_t position, bool all_logits) {
   check_tokens(tokens, n);
+  if (n == 1) {
+    Tensor logits = Tensor::zeros(DType::F32, {1, cfg_.vocab_size});
+    decode_step(tokens[0], position);
+    download_logits(1, logits.mutable_data<float>());
+    return logits;
+  }
   Tensor logits = Tensor::zeros(DType::F32, {all_logits ? n : 1, cfg_.vocab_size});
   float* out = logits.mutable_data<float>();
   for (int64_t done = 0; done < n;) {
@@ -407,13 +481,17 @@ Tensor CudaLlama::forward(const int32_t* tokens, int64_t n, int64_t position, bo
 
 int32_t CudaLlama::forward_argmax(const int32_t* tokens, int64_t n, int64_t position) {
   check_tokens(tokens, n);
-  for (int64_t done = 0; done < n;) {
-    const int64_t rows = std::min(chunk_, n - done);
-    run_layers(tokens + done, rows, position + done);
-    done += rows;
-    if (done == n) head(rows - 1, 1);
+  if (n == 1) {
+    decode_step(tokens[0], position);
+  } else {
+    for (int64_t done = 0; done < n;) {
+      const int64_t rows = std::min(chunk_, n - done);
+      run_layers(tokens + done, rows, position + done);
+      done += rows;
+      if (done == n) head(rows - 1, 1);
+    }
+    cuda::argmax(logits_.get(), logits_dtype_, cfg_.vocab_size, argmax_.as<int32_t>(), stream_.get());
   }
-  cuda::argmax(logits_.get(), logits_dtype_, cfg_.vocab_size, argmax_.as<int32_t>(), stream_.get());
   int32_t id = 0;
   cuda::copy_to_host(&id, argmax_.get(), 4, stream_.get());
   return id;
@@ -421,10 +499,12 @@ int32_t CudaLlama::forward_argmax(const int32_t* tokens, int64_t n, int64_t posi
 
 }  // namespace
 
-std::unique_ptr<DeviceForward> make_cuda_forward(const HostWeights& weights, int max_context,
+std::unique_ptr<DeviceForward> make_cuda_forward(const HostWeights& weights, int max_context, bool graphs,
                                                  const std::function<void(const std::string&)>& notice) {
   if (!cuda::cuda_available()) throw Error("--device cuda: no CUDA device is available");
-  return std::make_unique<CudaLlama>(weights, max_context, notice);
+  const char* env = std::getenv("AFQ_CUDA_GRAPHS");
+  if (env && std::string(env) == "0") graphs = false;
+  return std::make_unique<CudaLlama>(weights, max_context, graphs, notice);
 }
 
 #endif  // AFQ_HAVE_CUDA

@@ -395,7 +395,7 @@ Model Model::load(const fs::path& dir, const LoadOptions& options) {
   mi.inv_freq = rope_inv_freq(c);
   if (options.device == Device::Cuda) {
     const model_detail::HostWeights weights{c, mi.embed, mi.embed_q, mi.layers, mi.final_norm, mi.lm_head, mi.inv_freq};
-    mi.device_forward = model_detail::make_cuda_forward(weights, mi.max_ctx, options.notice);
+    mi.device_forward = model_detail::make_cuda_forward(weights, mi.max_ctx, options.cuda_graphs, options.notice);
     return model;
   }
   const size_t cache = size_t(c.num_layers) * mi.max_ctx * c.num_kv_heads * c.head_dim;

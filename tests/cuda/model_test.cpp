@@ -134,6 +134,38 @@ INSTANTIATE_TEST_SUITE_P(
                               kModels + "tinyshakes-5m.expected.safetensors"}),
     [](const ::testing::TestParamInfo<Fixture>& info) { return info.param.name; });
 
+// Decode steps replayed from the captured CUDA graph (the default: direct at the first step,
+// captured at the second) against the same steps launched kernel by kernel: the same logits but
+// for the decode attention's split of the keys (sized for the whole context in the graph), also
+// past Mistral's window and with a quantized embedding; and a step re-run at an earlier position.
+TEST(GpuForward, DecodeStepsFromTheCudaGraphMatchLaunchingThemOneByOne) {
+  SKIP_WITHOUT_GPU();
+  for (const std::string& dir : {kModels + "mistral-window", kModels + "qwen3-qknorm",
+                                std::string(AFQ_TEST_DATA "/tinyshakes-5m-mlx-mixed_4_6")}) {
+    LoadOptions options;
+    options.device = Device::Cuda;
+    options.max_context = 200;
+    Model graphs = Model::load(dir, options);
+    options.cuda_graphs = false;
+    Model direct = Model::load(dir, options);
+    std::vector<int32_t> tokens = {1, 17, 42};
+    graphs.forward(tokens.data(), 3, 0);
+    int32_t next = direct.forward_argmax(tokens.data(), 3, 0);
+    double worst = 0;
+    for (int64_t position = 3; position < 150; ++position) {
+      const Tensor a = graphs.forward(&next, 1, position), b = direct.forward(&next, 1, position);
+      worst = std::max(worst, relative_error(a, b));
+      ASSERT_EQ(graphs.forward_argmax(&next, 1, position), argmax(b)) << dir << " position " << position;
+      next = argmax(b);
+    }
+    const Tensor again = graphs.forward(&next, 1, 10), expected = direct.forward(&next, 1, 10);
+    EXPECT_LT(relative_error(again, expected), 1e-2) << dir << ": a step re-run at position 10";
+    EXPECT_LT(worst, 1e-2) << dir;
+    std::printf("[ info     ] %s: graph against direct decode steps, logits relative error at most %.2e\n",
+                dir.c_str(), worst);
+  }
+}
+
 // Prompts longer than the GPU's chunk of 512 rows run in passes; a prompt may also arrive in
 // pieces at later positions (the prompt kernel then reads earlier keys from the cache).
 TEST(GpuForward, ChunkedAndContinuedPromptsMatchTheCpu) {

@@ -188,9 +188,46 @@ TEST(CudaRope, RotatesByTheCpuFrequenciesForEveryScaling) {
         const std::string name = "type " + std::to_string(int(type)) + " head_dim " + std::to_string(head_dim) +
                                  " position " + std::to_string(position);
         expect_close(widen(y.host()), ref, 1e-2, 2e-2, name);
+        // One token at a position read from the device, written at that position's row of a cache.
+        const int64_t row = int64_t{heads} * head_dim, rows = position % 7 + 2;
+        const std::vector<int32_t> at = {static_cast<int32_t>(position % 7)};
+        DeviceArray<int32_t> d_at(at);
+        DeviceArray<uint16_t> cache(rows * row);
+        rope_at(d_x.get(), cache.get(), row, heads, head_dim, d_at.get(), d_inv.get(), nullptr);
+        const std::vector<float> cached = widen(cache.host());
+        std::vector<double> ref_at(row);
+        for (int h = 0; h < heads; ++h)
+          for (int i = 0; i < half; ++i) {
+            const float angle = static_cast<float>(at[0]) * inv[i];
+            const double cs = std::cos(double(angle)), sn = std::sin(double(angle));
+            const int64_t base = h * head_dim;
+            ref_at[base + i] = xf[base + i] * cs - xf[base + i + half] * sn;
+            ref_at[base + i + half] = xf[base + i + half] * cs + xf[base + i] * sn;
+          }
+        expect_close({cached.begin() + at[0] * row, cached.begin() + (at[0] + 1) * row}, ref_at, 1e-2, 2e-2,
+                     name + " rope_at");
+        for (int64_t i = 0; i < rows * row; ++i) {  // every other row keeps its poison
+          if (i / row == at[0]) continue;
+          ASSERT_TRUE(std::isnan(cached[i])) << name << " rope_at wrote element " << i;
+        }
         rope(d_x.get(), d_x.get(), n, heads, head_dim, position, d_inv.get(), nullptr);  // in place
         expect_close(widen(d_x.host()), ref, 1e-2, 2e-2, name + " in place");
       }
+}
+
+TEST(CudaStoreAtPosition, CopiesOneRowToThePositionOnTheDevice) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(8);
+  const int64_t row = 96, rows = 9;
+  const auto src = random_bf16(row, rng);
+  for (int32_t position : {0, 4, 8}) {
+    DeviceArray<uint16_t> d_src(src), cache(rows * row);
+    DeviceArray<int32_t> d_at(std::vector<int32_t>{position});
+    store_at_position(cache.get(), d_src.get(), row, d_at.get(), nullptr);
+    const std::vector<uint16_t> got = cache.host();
+    for (int64_t i = 0; i < rows * row; ++i)
+      ASSERT_EQ(got[i], i / row == position ? src[i % row] : uint16_t{0xFFFF}) << "position " << position << " element " << i;
+  }
 }
 
 struct AttentionCase {
@@ -231,7 +268,11 @@ std::vector<double> attention_reference(const AttentionCase& c, const std::vecto
   return out;
 }
 
-void run_attention_case(const AttentionCase& c, bool force_prefill, std::mt19937& rng) {
+// Which kernel runs the case: the dispatcher's, the prompt kernel, or the decode kernel with its
+// position read from the device (the CUDA graph's decode step; its splits sized for the capacity).
+enum class AttentionRun { Dispatched, Prefill, DevicePosition };
+
+void run_attention_case(const AttentionCase& c, AttentionRun run, std::mt19937& rng) {
   const int64_t hd = c.head_dim, qd = c.heads * hd, kvd = c.kv_heads * hd;
   const int64_t written = c.position + c.n, capacity = written + 40;
   const auto q = random_bf16(c.n * qd, rng);
@@ -250,11 +291,20 @@ void run_attention_case(const AttentionCase& c, bool force_prefill, std::mt19937
   shape.head_dim = c.head_dim;
   shape.window = c.window;
   shape.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  if (force_prefill)
+  const char* kernel = "";
+  if (run == AttentionRun::Prefill) {
     attention_prefill(d_q.get(), d_k.get(), d_v.get(), out.get(), shape, nullptr);
-  else
+    kernel = " (prefill kernel)";
+  } else if (run == AttentionRun::DevicePosition) {
+    DeviceArray<int32_t> position(std::vector<int32_t>{static_cast<int32_t>(c.position)});
+    shape.position = 0;  // unused: the kernel reads the device's
+    attention_decode_at(d_q.get(), d_k.get(), d_v.get(), out.get(), shape, position.get(), capacity, scratch.get(),
+                        nullptr);
+    kernel = " (device position)";
+  } else {
     attention(d_q.get(), d_k.get(), d_v.get(), out.get(), shape, scratch.get(), nullptr);
-  expect_close(widen(out.host()), ref, 1e-2, 1e-2, c.name() + (force_prefill ? " (prefill kernel)" : ""));
+  }
+  expect_close(widen(out.host()), ref, 1e-2, 1e-2, c.name() + kernel);
 }
 
 TEST(CudaAttention, DecodeMatchesTheReferenceOverLongAndWindowedCaches) {
@@ -265,8 +315,9 @@ TEST(CudaAttention, DecodeMatchesTheReferenceOverLongAndWindowedCaches) {
                             AttentionCase{1, 1000, 8, 2, 0, 0}, AttentionCase{1, 4099, 32, 8, 0, 0},
                             AttentionCase{1, 700, 8, 1, 0, 64}, AttentionCase{1, 3, 6, 2, 0, 6}}) {
       c.head_dim = head_dim;
-      run_attention_case(c, false, rng);
-      run_attention_case(c, true, rng);  // the prompt kernel takes one row too
+      run_attention_case(c, AttentionRun::Dispatched, rng);
+      run_attention_case(c, AttentionRun::Prefill, rng);  // the prompt kernel takes one row too
+      run_attention_case(c, AttentionRun::DevicePosition, rng);
     }
 }
 
@@ -278,7 +329,7 @@ TEST(CudaAttention, PromptMatchesTheReferenceCausallyWithGqaAndWindows) {
                             AttentionCase{33, 50, 4, 1, 0, 0}, AttentionCase{100, 0, 4, 2, 0, 16},
                             AttentionCase{70, 20, 6, 3, 0, 6}, AttentionCase{129, 300, 2, 2, 0, 0}}) {
       c.head_dim = head_dim;
-      run_attention_case(c, false, rng);
+      run_attention_case(c, AttentionRun::Dispatched, rng);
     }
 }
 
