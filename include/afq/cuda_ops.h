@@ -84,6 +84,9 @@ MemoryInfo memory_info();  // of the current device
 
 void copy_to_device(void* dst, const void* src, size_t bytes, CUstream_st* stream);  // asynchronous
 void copy_on_device(void* dst, const void* src, size_t bytes, CUstream_st* stream);  // asynchronous
+// `rows` rows of `row_bytes` each, from src (rows src_pitch bytes apart) to dst (dst_pitch apart).
+void copy_rows_on_device(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t row_bytes, int64_t rows,
+                         CUstream_st* stream);  // asynchronous
 void copy_to_host(void* dst, const void* src, size_t bytes, CUstream_st* stream);    // waits for it
 void zero_fill(void* dst, size_t bytes, CUstream_st* stream);                       // asynchronous
 void synchronize(CUstream_st* stream);
@@ -150,6 +153,9 @@ void attention_prefill(const void* q, const void* k, const void* v, void* out, c
 
 // out = silu(gate) * up elementwise over `count` bf16 values (out may equal gate).
 void swiglu(const void* gate, const void* up, void* out, int64_t count, CUstream_st* stream);
+// out[r, i] = silu(gate_up[r, i]) * gate_up[r, inter + i] for gate_up [rows, 2 * inter] (a fused
+// gate/up projection's output), out [rows, inter], bf16.
+void swiglu_rows(const void* gate_up, int64_t rows, int64_t inter, void* out, CUstream_st* stream);
 // x += y over `count` values: x float32 (the residual stream), y bf16.
 void add_residual(float* x, const void* y, int64_t count, CUstream_st* stream);
 // y[r, c] += bias[c] for y [rows, n] in y_dtype (BF16, F16, F32), bias F32 [n].

@@ -16,6 +16,14 @@ __global__ void swiglu_kernel(const __nv_bfloat16* gate, const __nv_bfloat16* up
   }
 }
 
+__global__ void swiglu_rows_kernel(const __nv_bfloat16* gate_up, __nv_bfloat16* out, int64_t count, int64_t inter) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count; i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t r = i / inter, c = i % inter;
+    const float g = to_float(gate_up[r * 2 * inter + c]);
+    out[i] = from_float<__nv_bfloat16>(g / (1.0f + expf(-g)) * to_float(gate_up[r * 2 * inter + inter + c]));
+  }
+}
+
 __global__ void add_residual_kernel(float* x, const __nv_bfloat16* y, int64_t count) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count; i += int64_t{gridDim.x} * blockDim.x)
     x[i] += to_float(y[i]);
@@ -48,6 +56,16 @@ void swiglu(const void* gate, const void* up, void* out, int64_t count, CUstream
                                                                 static_cast<const __nv_bfloat16*>(up),
                                                                 static_cast<__nv_bfloat16*>(out), count);
   check_launch("swiglu");
+}
+
+void swiglu_rows(const void* gate_up, int64_t rows, int64_t inter, void* out, CUstream_st* stream) {
+  if (rows < 0 || inter < 1)
+    throw Error("[swiglu_rows] rows=" + std::to_string(rows) + " inter=" + std::to_string(inter) + " not allowed");
+  const int64_t count = rows * inter;
+  if (count == 0) return;
+  swiglu_rows_kernel<<<grid_for(count, 256, 4096), 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(gate_up),
+                                                                     static_cast<__nv_bfloat16*>(out), count, inter);
+  check_launch("swiglu_rows");
 }
 
 void add_residual(float* x, const void* y, int64_t count, CUstream_st* stream) {

@@ -67,6 +67,14 @@ void copy_on_device(void* dst, const void* src, size_t bytes, CUstream_st* strea
   if (bytes) check_cuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream), "copy on the device");
 }
 
+void copy_rows_on_device(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t row_bytes, int64_t rows,
+                         CUstream_st* stream) {
+  if (row_bytes && rows > 0)
+    check_cuda(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, row_bytes, static_cast<size_t>(rows),
+                                 cudaMemcpyDeviceToDevice, stream),
+               "copy of rows on the device");
+}
+
 void copy_to_host(void* dst, const void* src, size_t bytes, CUstream_st* stream) {
   if (bytes) check_cuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream), "copy to the host");
   synchronize(stream);

@@ -6,11 +6,15 @@
 // accumulate bf16 rounding. All math is float32. Prompts run in chunks of kChunkRows tokens.
 // A decode step (one token) is captured once as a CUDA graph and replayed: its kernels read the
 // token and position from device memory, so one graph serves every step (AFQ_CUDA_GRAPHS=0, or
-// LoadOptions::cuda_graphs = false, launches them one by one instead).
+// LoadOptions::cuda_graphs = false, launches them one by one instead). Linears that read the same
+// input and are stored alike (q/k/v; gate/up) are concatenated along N at upload and run as one
+// matmul: at decode a small GEMV costs its launch and ramp more than its bytes.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -91,8 +95,81 @@ struct DeviceLinear {
 struct DeviceLayer {
   DeviceBuffer input_norm, post_norm;  // F32 [hidden]
   DeviceBuffer q_norm, k_norm;         // F32 [head_dim] (Qwen3), or empty
+  // qkv [q_dim + 2 kv_dim, hidden] and gate_up [2 intermediate, hidden] when fused; else the parts.
+  std::optional<DeviceLinear> qkv, gate_up;
   DeviceLinear q, k, v, o, gate, up, down;
 };
+
+// Whether linears can be concatenated along N: all float, or all quantized alike.
+bool fusable(std::initializer_list<const Linear*> parts) {
+  const Linear& first = **parts.begin();
+  for (const Linear* l : parts) {
+    if (l->in_features() != first.in_features() || l->quantized.has_value() != first.quantized.has_value())
+      return false;
+    if (l->quantized && (l->quantized->bits != first.quantized->bits ||
+                         l->quantized->group_size != first.quantized->group_size ||
+                         l->quantized->scales.dtype() != first.quantized->scales.dtype()))
+      return false;
+    if (!l->quantized && l->weight.dtype() != first.weight.dtype()) return false;
+  }
+  return true;
+}
+
+// Rows of the tensors, one after the other (all of one dtype and row width).
+Tensor concat_rows(const std::vector<const Tensor*>& parts) {
+  int64_t rows = 0;
+  for (const Tensor* t : parts) rows += t->dim(0);
+  Tensor out = Tensor::zeros(parts.front()->dtype(), {rows, parts.front()->dim(1)});
+  auto* dst = reinterpret_cast<uint8_t*>(out.mutable_bytes());
+  for (const Tensor* t : parts) {
+    std::memcpy(dst, t->bytes(), t->nbytes());
+    dst += t->nbytes();
+  }
+  return out;
+}
+
+// The linears as one, output features concatenated in order; missing biases are zeros.
+Linear concat_linears(std::initializer_list<const Linear*> parts) {
+  Linear fused;
+  fused.name = (*parts.begin())->name + " (fused)";
+  std::vector<const Tensor*> weights, scales, biases;
+  bool any_bias = false;
+  for (const Linear* l : parts) {
+    any_bias = any_bias || l->bias.defined();
+    if (l->quantized) {
+      weights.push_back(&l->quantized->weight);
+      scales.push_back(&l->quantized->scales);
+      biases.push_back(&l->quantized->biases);
+    } else {
+      weights.push_back(&l->weight);
+    }
+  }
+  if ((*parts.begin())->quantized) {
+    QuantizedWeight q;
+    q.weight = concat_rows(weights);
+    q.scales = concat_rows(scales);
+    q.biases = concat_rows(biases);
+    q.bits = (*parts.begin())->quantized->bits;
+    q.group_size = (*parts.begin())->quantized->group_size;
+    fused.quantized = std::move(q);
+  } else {
+    fused.weight = concat_rows(weights);
+  }
+  if (any_bias) {
+    int64_t n = 0;
+    for (const Linear* l : parts) n += l->out_features();
+    fused.bias = Tensor::zeros(DType::F32, {n});
+    float* out = fused.bias.mutable_data<float>();
+    for (const Linear* l : parts) {
+      if (l->bias.defined()) {
+        const Tensor b = l->bias.dtype() == DType::F32 ? l->bias : to_dtype(l->bias, DType::F32);
+        std::memcpy(out, b.bytes(), b.nbytes());
+      }
+      out += l->out_features();
+    }
+  }
+  return fused;
+}
 
 class CudaLlama final : public DeviceForward {
  public:
@@ -156,8 +233,10 @@ class CudaLlama final : public DeviceForward {
   DeviceBuffer x_;                 // F32 [chunk, hidden]: the residual stream
   DeviceBuffer xn_;                // bf16 / f16 [chunk, hidden]: normed input of the matmuls
   DeviceBuffer q_, k_, v_, att_;   // bf16 [chunk, q_dim], [chunk, kv_dim] x2, [chunk, q_dim]
+  DeviceBuffer qkv_;               // bf16 [chunk, q_dim + 2 kv_dim]: the fused q/k/v output
   DeviceBuffer proj_;              // bf16 [chunk, hidden]: o_proj and down_proj outputs
   DeviceBuffer gate_, up_;         // bf16 [chunk, intermediate]
+  DeviceBuffer gate_up_;           // bf16 [chunk, 2 intermediate]: the fused gate/up output
   DeviceBuffer logits_;            // logits_dtype_ [chunk, vocab]
   DeviceBuffer scratch_;           // F32: decode attention's partial softmaxes
   DeviceBuffer argmax_;            // int32 [1]
@@ -219,7 +298,8 @@ MemoryPlan CudaLlama::plan(const HostWeights& w) const {
   p.kv_cache = 2 * uint64_t(c.num_layers) * uint64_t(max_ctx_) * uint64_t(kvd_) * 2;
   const uint64_t rows = uint64_t(chunk_);
   p.activations = rows * (4 + uint64_t(c.hidden_size) * (4 + 2 + 2) + uint64_t(qd_) * 2 * 2 + uint64_t(kvd_) * 2 * 2 +
-                          uint64_t(c.intermediate_size) * 2 * 2 + uint64_t(c.vocab_size) * 4) +
+                          uint64_t(qd_ + 2 * kvd_) * 2 + uint64_t(c.intermediate_size) * 2 * 4 +
+                          uint64_t(c.vocab_size) * 4) +
                   cuda::attention_scratch_floats(c.num_heads, c.head_dim, max_ctx_) * 4;
   return p;
 }
@@ -257,12 +337,20 @@ CudaLlama::CudaLlama(const HostWeights& w, int max_context, bool graphs,
       d.q_norm = upload_f32(L.q_norm, "norm weight");
       d.k_norm = upload_f32(L.k_norm, "norm weight");
     }
-    d.q = upload_linear(L.q);
-    d.k = upload_linear(L.k);
-    d.v = upload_linear(L.v);
+    if (fusable({&L.q, &L.k, &L.v})) {
+      d.qkv = upload_linear(concat_linears({&L.q, &L.k, &L.v}));
+    } else {
+      d.q = upload_linear(L.q);
+      d.k = upload_linear(L.k);
+      d.v = upload_linear(L.v);
+    }
     d.o = upload_linear(L.o);
-    d.gate = upload_linear(L.gate);
-    d.up = upload_linear(L.up);
+    if (fusable({&L.gate, &L.up})) {
+      d.gate_up = upload_linear(concat_linears({&L.gate, &L.up}));
+    } else {
+      d.gate = upload_linear(L.gate);
+      d.up = upload_linear(L.up);
+    }
     d.down = upload_linear(L.down);
     layers_.push_back(std::move(d));
   }
@@ -293,6 +381,8 @@ CudaLlama::CudaLlama(const HostWeights& w, int max_context, bool graphs,
   tokens_ = buffer(rows * 4, "token ids");
   x_ = buffer(rows * c.hidden_size * 4, "residual stream");
   xn_ = buffer(rows * c.hidden_size * 2, "normed activations");
+  qkv_ = buffer(rows * (qd_ + 2 * kvd_) * 2, "fused q/k/v");
+  gate_up_ = buffer(rows * c.intermediate_size * 4, "fused MLP gate/up");
   q_ = buffer(rows * qd_ * 2, "queries");
   k_ = buffer(rows * kvd_ * 2, "keys");
   v_ = buffer(rows * kvd_ * 2, "values");
@@ -336,29 +426,49 @@ void CudaLlama::layer_forward(int l, int64_t rows, int64_t position, const int32
   const int64_t h = c.hidden_size;
   const DType bf16 = DType::BF16;
 
-  // hidden = input_layernorm(x); q, k, v projections.
+  // hidden = input_layernorm(x); q, k, v projections. Fused, one token's q, k, v are consecutive
+  // in the output row; more tokens' are copied apart into q_, k_, v_.
   cuda::rms_norm(x_.get(), DType::F32, L.input_norm.as<float>(), xn_.get(), bf16, rows, h, c.rms_norm_eps, s);
-  linear(L.q, xn_.get(), bf16, rows, q_.get(), bf16);
-  linear(L.k, xn_.get(), bf16, rows, k_.get(), bf16);
-  linear(L.v, xn_.get(), bf16, rows, v_.get(), bf16);
+  void* q = q_.get();
+  void* k = k_.get();
+  void* v = v_.get();
+  if (L.qkv) {
+    linear(*L.qkv, xn_.get(), bf16, rows, qkv_.get(), bf16);
+    auto* qkv = qkv_.as<uint16_t>();
+    const int64_t row = qd_ + 2 * kvd_;  // elements
+    if (rows == 1) {
+      q = qkv;
+      k = qkv + qd_;
+      v = qkv + qd_ + kvd_;
+    } else {
+      cuda::copy_rows_on_device(q, uint64_t(qd_) * 2, qkv, uint64_t(row) * 2, uint64_t(qd_) * 2, rows, s);
+      cuda::copy_rows_on_device(k, uint64_t(kvd_) * 2, qkv + qd_, uint64_t(row) * 2, uint64_t(kvd_) * 2, rows, s);
+      cuda::copy_rows_on_device(v, uint64_t(kvd_) * 2, qkv + qd_ + kvd_, uint64_t(row) * 2, uint64_t(kvd_) * 2, rows,
+                                s);
+    }
+  } else {
+    linear(L.q, xn_.get(), bf16, rows, q, bf16);
+    linear(L.k, xn_.get(), bf16, rows, k, bf16);
+    linear(L.v, xn_.get(), bf16, rows, v, bf16);
+  }
 
   // Qwen3: q_norm / k_norm over each head; then rotary embeddings, k straight into the cache.
   if (c.qk_norm) {
-    cuda::rms_norm(q_.get(), bf16, L.q_norm.as<float>(), q_.get(), bf16, rows * c.num_heads, hd_, c.rms_norm_eps, s);
-    cuda::rms_norm(k_.get(), bf16, L.k_norm.as<float>(), k_.get(), bf16, rows * c.num_kv_heads, hd_, c.rms_norm_eps, s);
+    cuda::rms_norm(q, bf16, L.q_norm.as<float>(), q, bf16, rows * c.num_heads, hd_, c.rms_norm_eps, s);
+    cuda::rms_norm(k, bf16, L.k_norm.as<float>(), k, bf16, rows * c.num_kv_heads, hd_, c.rms_norm_eps, s);
   }
   const int64_t layer_offset = int64_t{l} * max_ctx_ * kvd_;  // elements
   auto* k_layer = k_cache_.as<uint16_t>() + layer_offset;
   auto* v_layer = v_cache_.as<uint16_t>() + layer_offset;
   const float* inv_freq = inv_freq_.as<float>();
   if (device_position) {
-    cuda::rope_at(q_.get(), q_.get(), 0, c.num_heads, c.head_dim, device_position, inv_freq, s);
-    cuda::rope_at(k_.get(), k_layer, kvd_, c.num_kv_heads, c.head_dim, device_position, inv_freq, s);
-    cuda::store_at_position(v_layer, v_.get(), kvd_, device_position, s);
+    cuda::rope_at(q, q, 0, c.num_heads, c.head_dim, device_position, inv_freq, s);
+    cuda::rope_at(k, k_layer, kvd_, c.num_kv_heads, c.head_dim, device_position, inv_freq, s);
+    cuda::store_at_position(v_layer, v, kvd_, device_position, s);
   } else {
-    cuda::rope(q_.get(), q_.get(), rows, c.num_heads, c.head_dim, position, inv_freq, s);
-    cuda::rope(k_.get(), k_layer + position * kvd_, rows, c.num_kv_heads, c.head_dim, position, inv_freq, s);
-    cuda::copy_on_device(v_layer + position * kvd_, v_.get(), uint64_t(rows) * kvd_ * 2, s);
+    cuda::rope(q, q, rows, c.num_heads, c.head_dim, position, inv_freq, s);
+    cuda::rope(k, k_layer + position * kvd_, rows, c.num_kv_heads, c.head_dim, position, inv_freq, s);
+    cuda::copy_on_device(v_layer + position * kvd_, v, uint64_t(rows) * kvd_ * 2, s);
   }
 
   // Causal attention with GQA (and Mistral's window).
@@ -371,10 +481,10 @@ void CudaLlama::layer_forward(int l, int64_t rows, int64_t position, const int32
   shape.window = c.sliding_window;
   shape.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   if (device_position)
-    cuda::attention_decode_at(q_.get(), k_layer, v_layer, att_.get(), shape, device_position, max_ctx_,
+    cuda::attention_decode_at(q, k_layer, v_layer, att_.get(), shape, device_position, max_ctx_,
                               scratch_.as<float>(), s);
   else
-    cuda::attention(q_.get(), k_layer, v_layer, att_.get(), shape, scratch_.as<float>(), s);
+    cuda::attention(q, k_layer, v_layer, att_.get(), shape, scratch_.as<float>(), s);
 
   // x = x + o_proj(attention).
   linear(L.o, att_.get(), bf16, rows, proj_.get(), bf16);
@@ -382,9 +492,14 @@ void CudaLlama::layer_forward(int l, int64_t rows, int64_t position, const int32
 
   // x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = post_attention_layernorm(x).
   cuda::rms_norm(x_.get(), DType::F32, L.post_norm.as<float>(), xn_.get(), bf16, rows, h, c.rms_norm_eps, s);
-  linear(L.gate, xn_.get(), bf16, rows, gate_.get(), bf16);
-  linear(L.up, xn_.get(), bf16, rows, up_.get(), bf16);
-  cuda::swiglu(gate_.get(), up_.get(), gate_.get(), rows * c.intermediate_size, s);
+  if (L.gate_up) {
+    linear(*L.gate_up, xn_.get(), bf16, rows, gate_up_.get(), bf16);
+    cuda::swiglu_rows(gate_up_.get(), rows, c.intermediate_size, gate_.get(), s);
+  } else {
+    linear(L.gate, xn_.get(), bf16, rows, gate_.get(), bf16);
+    linear(L.up, xn_.get(), bf16, rows, up_.get(), bf16);
+    cuda::swiglu(gate_.get(), up_.get(), gate_.get(), rows * c.intermediate_size, s);
+  }
   linear(L.down, gate_.get(), bf16, rows, proj_.get(), bf16);
   cuda::add_residual(x_.as<float>(), proj_.get(), rows * h, s);
 }

@@ -361,6 +361,16 @@ TEST(CudaElementwise, SwigluResidualAndBiasMatchTheCpu) {
   }
   expect_close(widen(out.host()), ref, 1e-2, 1e-6, "swiglu");
 
+  // The fused gate/up output: each row holds its gate, then its up.
+  std::vector<uint16_t> gate_up;
+  for (int64_t r = 0; r < rows; ++r) {
+    gate_up.insert(gate_up.end(), gate.begin() + r * n, gate.begin() + (r + 1) * n);
+    gate_up.insert(gate_up.end(), up.begin() + r * n, up.begin() + (r + 1) * n);
+  }
+  DeviceArray<uint16_t> d_gate_up(gate_up), rows_out(count);
+  swiglu_rows(d_gate_up.get(), rows, n, rows_out.get(), nullptr);
+  expect_close(widen(rows_out.host()), ref, 1e-2, 1e-6, "swiglu_rows");
+
   std::vector<float> x(count);
   std::normal_distribution<float> normal(0.f, 10.f);
   for (auto& v : x) v = normal(rng);
