@@ -25,6 +25,13 @@ __device__ __forceinline__ float q_to_float(uint32_t q) {
   return __uint_as_float(q | 0x4B000000u) - 8388608.0f;
 }
 
+// Element i of a pack as 1 + q / 2^Bits: q goes to the top Bits of the mantissa of 1.0, one
+// shift and one LOP3 with no subtraction, so a dot product with x costs three instructions per
+// weight instead of four. The GEMV undoes the offset per group: with u = 1 + q / 2^Bits,
+//   s * (x . q) + b * sum(x) = (2^Bits s) * (x . u) + (b - 2^Bits s) * sum(x).
+template <int Bits>
+__device__ __forceinline__ float q_to_unit_float(const uint32_t* words, int i);
+
 // Element i (0..31) of a pack of 32 q's stored in Bits consecutive words: the row is one
 // little-endian bit stream, so for 3, 5 and 6 bits an element may straddle two words. With i a
 // compile-time constant this folds to one shift (or funnel shift) and one mask.
@@ -34,6 +41,11 @@ __device__ __forceinline__ uint32_t unpack_q(const uint32_t* words, int i) {
   constexpr uint32_t mask = (1u << Bits) - 1u;
   if (shift + Bits <= 32) return (words[word] >> shift) & mask;
   return __funnelshift_r(words[word], words[word + 1], shift) & mask;
+}
+
+template <int Bits>
+__device__ __forceinline__ float q_to_unit_float(const uint32_t* words, int i) {
+  return __uint_as_float(0x3F800000u | (unpack_q<Bits>(words, i) << (23 - Bits)));
 }
 
 // The x element types: two per 32-bit word, widened to float.

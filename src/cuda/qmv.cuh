@@ -4,7 +4,8 @@
 //
 // Work split: a block owns kRows consecutive rows of W (all of K); its threads stride over K in
 // chunks (consecutive threads read consecutive 16-byte pieces of a row), then the block sums.
-// y = s * (x . q) + b * sum(x) per group, so the bias costs one FMA per group, not per weight.
+// y = s * (x . q) + b * sum(x) per group, so the bias costs one FMA per group, not per weight;
+// the q's enter as 1 + q / 2^Bits (three instructions a weight: shift, LOP3, FMA).
 #pragma once
 
 #include <algorithm>
@@ -109,11 +110,12 @@ __global__ void __launch_bounds__(kQmvMaxThreads) qmv_kernel(const QmmProblem p)
       for (int pack = 0; pack < Chunk::kPacks; ++pack) {
         const int64_t kk = int64_t{c} * Chunk::kElements + pack * 32;  // first column of this pack
         const int64_t group = kk >> group_shift;                         // a pack never spans two groups
+        // The q's come as 1 + q / 2^Bits (q_to_unit_float), which these factors undo.
         float scale[kRows], bias[kRows];
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
-          scale[r] = load_as_float(p.scales, row[r] * groups_per_row + group, p.scale_dtype);
-          bias[r] = load_as_float(p.biases, row[r] * groups_per_row + group, p.scale_dtype);
+          scale[r] = load_as_float(p.scales, row[r] * groups_per_row + group, p.scale_dtype) * float(1 << Bits);
+          bias[r] = load_as_float(p.biases, row[r] * groups_per_row + group, p.scale_dtype) - scale[r];
         }
         float dot[RowsOfX][kRows], x_sum[RowsOfX];
 #pragma unroll
@@ -129,7 +131,7 @@ __global__ void __launch_bounds__(kQmvMaxThreads) qmv_kernel(const QmmProblem p)
 #pragma unroll
           for (int r = 0; r < kRows; ++r)
 #pragma unroll
-            for (int e = 0; e < 8; ++e) q[r][e] = q_to_float(unpack_q<Bits>(words[u][r] + pack * Bits, sub * 8 + e));
+            for (int e = 0; e < 8; ++e) q[r][e] = q_to_unit_float<Bits>(words[u][r] + pack * Bits, sub * 8 + e);
 #pragma unroll
           for (int i = 0; i < RowsOfX; ++i) {
             if (i >= rows_of_x) break;
