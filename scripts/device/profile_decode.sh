@@ -41,7 +41,7 @@ for r in rows[first:]:
     name = r["Kernel Name"].split("(")[0][:70]
     key = (name, r.get("Grid Size", ""), r.get("Block Size", ""))
     v = float(r["Metric Value"].replace(",", "")); unit = r["Metric Unit"]
-    v *= {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3}.get(unit, 1.0)
+    v *= {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}[unit]
     total[key] += v; count[key] += 1
 all_us = sum(total.values())
 print(f"per decode step: {all_us / steps:.1f} us of kernel time in {sum(count.values()) // steps} kernels")
