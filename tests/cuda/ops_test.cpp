@@ -393,13 +393,14 @@ TEST(CudaElementwise, SwigluResidualAndBiasMatchTheCpu) {
 TEST(CudaArgmax, PicksTheLargestAndTheLowestIndexAmongEquals) {
   SKIP_WITHOUT_GPU();
   std::mt19937 rng(8);
-  for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1025}, int64_t{128256}}) {
+  for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1025}, int64_t{8193}, int64_t{128256}}) {
     std::vector<float> values(n);
     std::normal_distribution<float> normal(0.f, 4.f);
     for (auto& v : values) v = normal(rng);
     const int64_t planted = n * 2 / 3;
     values[planted] = 100.f;
     if (n > 3) values[n - 1] = 100.f;  // an equal maximum after it: the first one wins
+    if (planted + 1024 < n - 1) values[planted + 1024] = 100.f;  // one in the same pass of the kernel
     DeviceArray<float> d_values(values);
     DeviceArray<int32_t> out(1);
     argmax(d_values.get(), DType::F32, n, out.get(), nullptr);
