@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "afq/cuda.h"
 #include "afq/error.h"
 
 namespace afq::cli {
@@ -19,7 +20,9 @@ void add_model_options(CLI::App* cmd, ModelArgs& a) {
   cmd->add_option("--method", a.method, "Quantize rule for --bits: mlx or minmax")->capture_default_str();
   cmd->add_option("--exclude", a.exclude, "Modules --bits keeps in float (names, trailing parts or globs)");
   cmd->add_flag("--dequantize", a.dequantize, "Run a quantized checkpoint dequantized to float");
-  cmd->add_option("--device", a.device, "cpu or cuda (the whole forward pass on the GPU: bf16 activations and KV cache)")
+  cmd->add_option("--device", a.device,
+                  "auto, cpu or cuda (the whole forward pass on the GPU: bf16 activations and KV cache); auto "
+                  "takes the GPU when there is one and the model fits, else the CPU")
       ->capture_default_str();
   cmd->add_option("--max-context", a.max_context, "KV cache length (default: min(model maximum, 4096))");
 }
@@ -36,9 +39,11 @@ std::string model_dir(const ModelArgs& a) {
 }
 
 Model load_model(const ModelArgs& a) {
-  if (a.device != "cpu" && a.device != "cuda") throw Error("--device must be cpu or cuda, got '" + a.device + "'");
+  if (a.device != "auto" && a.device != "cpu" && a.device != "cuda")
+    throw Error("--device must be auto, cpu or cuda, got '" + a.device + "'");
   LoadOptions options;
-  options.device = a.device == "cuda" ? Device::Cuda : Device::Cpu;
+  const bool automatic = a.device == "auto";
+  options.device = a.device == "cuda" || (automatic && cuda::cuda_available()) ? Device::Cuda : Device::Cpu;
   options.max_context = a.max_context;
   options.dequantize = a.dequantize;
   options.notice = [](const std::string& line) { fmt::print(stderr, "afq: {}\n", line); };
@@ -50,7 +55,17 @@ Model load_model(const ModelArgs& a) {
     options.quantize = QuantizeOnLoad{a.bits, a.group_size, *method, a.exclude};
   }
   if (a.bits != 0 && a.dequantize) throw Error("--bits and --dequantize ask for opposite things; give one");
-  return Model::load(model_dir(a), options);
+  if (!automatic || options.device == Device::Cpu) return Model::load(model_dir(a), options);
+  try {
+    return Model::load(model_dir(a), options);
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    // Only what the GPU refused (no room, no usable device); a bad checkpoint fails on the CPU too.
+    if (message.find("--device cuda") == std::string::npos && message.find("[cuda]") == std::string::npos) throw;
+    options.notice("the GPU cannot take this model (" + message + "); running on the CPU");
+    options.device = Device::Cpu;
+    return Model::load(model_dir(a), options);
+  }
 }
 
 Tokenizer load_tokenizer(const std::string& dir) {

@@ -20,7 +20,7 @@ struct ModelArgs {
   std::string method = "mlx";
   std::vector<std::string> exclude;
   bool dequantize = false;
-  std::string device = "cpu";
+  std::string device = "auto";  // auto: cuda when a device is present (and the model fits), else cpu
   int max_context = 0;
 };
 
