@@ -27,8 +27,8 @@ class Sampler {
  private:
   SamplingOptions options_;
   std::mt19937_64 rng_;
-  std::vector<int32_t> order_;  // scratch
-  std::vector<float> probs_;    // scratch
+  std::vector<int32_t> order_;   // scratch: token ids, the candidates first
+  std::vector<float> weights_;   // scratch: exp((logit - max) / T) per token
 };
 
 }  // namespace afq

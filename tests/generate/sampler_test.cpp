@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
+#include <set>
 
 #include "afq/error.h"
 #include "afq/sampling.h"
@@ -52,6 +55,49 @@ TEST(Sampler, MinPDropsUnlikelyTokens) {
   auto h = histogram(o, {0, -1, -2, -5}, 3000);
   EXPECT_EQ(h.size(), 2u);
   EXPECT_FALSE(h.count(2));
+}
+
+// A vocabulary large enough for the sampler's partial sorting (a selection past 1,024
+// candidates, top-p's prefix grown from 64 by 8x): the tokens drawn are exactly the reference
+// nucleus (computed here by a full sort), in proportion to their probabilities.
+TEST(Sampler, LargeVocabulariesKeepTheSameNucleusAsAFullSort) {
+  const int64_t vocab = 20000;
+  std::vector<float> logits(vocab);
+  for (int64_t i = 0; i < vocab; ++i) logits[i] = -0.01f * static_cast<float>((i * 7919) % vocab);  // a permutation
+  for (int top_k : {0, 3000}) {
+    for (float min_p : {0.0f, 0.2f}) {
+      SamplingOptions o;
+      o.temperature = 1.0f;
+      o.top_k = top_k;
+      o.min_p = min_p;
+      o.top_p = 0.9f;
+      // Reference: sort everything, cut by top-k, min-p, then the smallest prefix with 90% of the mass.
+      std::vector<int32_t> order(vocab);
+      for (int64_t i = 0; i < vocab; ++i) order[i] = static_cast<int32_t>(i);
+      std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+      int64_t keep = top_k > 0 ? top_k : vocab;
+      while (keep > 1 && std::exp(logits[order[keep - 1]] - logits[order[0]]) < min_p) --keep;
+      double total = 0, cumulative = 0;
+      for (int64_t i = 0; i < keep; ++i) total += std::exp(double(logits[order[i]]));
+      int64_t nucleus = keep;
+      for (int64_t i = 0; i < keep; ++i)
+        if ((cumulative += std::exp(double(logits[order[i]])) / total) >= 0.9) {
+          nucleus = i + 1;
+          break;
+        }
+      const std::set<int32_t> allowed(order.begin(), order.begin() + nucleus);
+      const auto h = histogram(o, logits, 4000);
+      for (const auto& [id, count] : h)
+        ASSERT_TRUE(allowed.count(id)) << "token " << id << " is outside the nucleus of " << nucleus
+                                       << " (top_k " << top_k << ", min_p " << min_p << ")";
+      // The most likely token: p = 1 / sum over the nucleus of exp(logit - top).
+      double nucleus_mass = 0;
+      for (int64_t i = 0; i < nucleus; ++i) nucleus_mass += std::exp(double(logits[order[i]] - logits[order[0]]));
+      EXPECT_NEAR(h.count(order[0]) ? h.at(order[0]) / 4000.0 : 0.0, 1.0 / nucleus_mass, 0.02)
+          << "top_k " << top_k << ", min_p " << min_p << ", nucleus " << nucleus;
+      EXPECT_GT(nucleus, 64) << "the case should need more than the first sorted prefix";
+    }
+  }
 }
 
 TEST(Sampler, SamplesFollowTheSoftmax) {
