@@ -18,6 +18,7 @@
 #include "afq/dtype.h"
 #include "afq/half.h"
 #include "hwy/highway.h"
+#include "src/cpu/qmm.h"
 #include "src/cpu/scratch.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -68,6 +69,28 @@ HWY_INLINE float PaddedDot(const float* a, const float* b, int64_t count) {
   auto acc = hn::Zero(df);
   for (int64_t i = 0; i < count; i += lanes) acc = hn::MulAdd(hn::LoadU(df, a + i), hn::LoadU(df, b + i), acc);
   return SumLanes(acc);
+}
+
+// The GEMVs' outer loop: rows of W split over the threads, each row's scales and biases widened
+// to float32 (zeros past `groups`, up to `groups_padded`), then
+//   fn(row, row_bytes_ptr, readable, scales, biases, extra_bias)
+// where `readable` is how many bytes from the row's start may be loaded (to the end of W).
+template <class Fn>
+HWY_INLINE void ForEachWeightRow(const QmmProblem& p, int64_t row_bytes, int64_t groups, int64_t groups_padded,
+                                 const Fn& fn) {
+  const auto* packed = reinterpret_cast<const uint8_t*>(p.packed);
+  const size_t scale_size = dtype_size(p.scale_dtype);
+  parallel_for(p.n, [&](int64_t n0, int64_t n1) {
+    float* scales = thread_scratch(ScratchSlot::RowScales, static_cast<size_t>(groups_padded));
+    float* biases = thread_scratch(ScratchSlot::RowBiases, static_cast<size_t>(groups_padded));
+    std::fill(scales + groups, scales + groups_padded, 0.0f);
+    std::fill(biases + groups, biases + groups_padded, 0.0f);
+    for (int64_t row = n0; row < n1; ++row) {
+      WidenToF32(static_cast<const uint8_t*>(p.scales) + row * groups * scale_size, p.scale_dtype, groups, scales);
+      WidenToF32(static_cast<const uint8_t*>(p.biases) + row * groups * scale_size, p.scale_dtype, groups, biases);
+      fn(row, packed + row * row_bytes, (p.n - row) * row_bytes, scales, biases, p.bias ? p.bias[row] : 0.0f);
+    }
+  });
 }
 
 // The micro-kernel's shape: kMr rows of x times kNr rows of W, as kMr * kNr vector accumulators

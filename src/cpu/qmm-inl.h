@@ -224,33 +224,22 @@ void Qmv(const QmmProblem& p) {
     std::fill(sums + groups, sums + groups_padded, 0.0f);
   }
 
-  const auto* packed = reinterpret_cast<const uint8_t*>(p.packed);
-  const size_t scale_size = dtype_size(p.scale_dtype);
-  parallel_for(p.n, [&](int64_t n0, int64_t n1) {
-    float* scales = thread_scratch(ScratchSlot::RowScales, static_cast<size_t>(groups_padded));
-    float* biases = thread_scratch(ScratchSlot::RowBiases, static_cast<size_t>(groups_padded));
-    std::fill(scales + groups, scales + groups_padded, 0.0f);
-    std::fill(biases + groups, biases + groups_padded, 0.0f);
-    for (int64_t row = n0; row < n1; ++row) {
-      WidenToF32(static_cast<const uint8_t*>(p.scales) + row * groups * scale_size, p.scale_dtype, groups, scales);
-      WidenToF32(static_cast<const uint8_t*>(p.biases) + row * groups * scale_size, p.scale_dtype, groups, biases);
-      const uint8_t* row_data = packed + row * row_bytes;
-      const int64_t readable = (p.n - row) * row_bytes;
-      const float extra = p.bias ? p.bias[row] : 0.0f;
-      for (int64_t i0 = 0; i0 < p.m; i0 += 4) {
-        const int64_t rows = std::min<int64_t>(4, p.m - i0);
-        const float* xs[4];
-        for (int64_t r = 0; r < rows; ++r) xs[r] = x_packed + (i0 + r) * packed_floats;
-        float dots[4];
-        switch (rows) {
-          case 1: QmvRow<kBits, 1>(row_data, row_bytes, readable, scales, p.group_size, xs, vectors, tables, dots); break;
-          case 2: QmvRow<kBits, 2>(row_data, row_bytes, readable, scales, p.group_size, xs, vectors, tables, dots); break;
-          case 3: QmvRow<kBits, 3>(row_data, row_bytes, readable, scales, p.group_size, xs, vectors, tables, dots); break;
-          default: QmvRow<kBits, 4>(row_data, row_bytes, readable, scales, p.group_size, xs, vectors, tables, dots); break;
-        }
-        for (int64_t r = 0; r < rows; ++r)
-          p.y[(i0 + r) * p.n + row] = dots[r] + PaddedDot(biases, x_sums + (i0 + r) * groups_padded, groups) + extra;
+  ForEachWeightRow(p, row_bytes, groups, groups_padded,
+                   [&](int64_t row, const uint8_t* row_data, int64_t readable, const float* scales,
+                       const float* biases, float extra) {
+    for (int64_t i0 = 0; i0 < p.m; i0 += 4) {
+      const int64_t rows = std::min<int64_t>(4, p.m - i0);
+      const float* xs[4];
+      for (int64_t r = 0; r < rows; ++r) xs[r] = x_packed + (i0 + r) * packed_floats;
+      float dots[4];
+      switch (rows) {
+        case 1: QmvRow<kBits, 1>(row_data, row_bytes, readable, scales, p.group_size, xs, vectors, tables, dots); break;
+        case 2: QmvRow<kBits, 2>(row_data, row_bytes, readable, scales, p.group_size, xs, vectors, tables, dots); break;
+        case 3: QmvRow<kBits, 3>(row_data, row_bytes, readable, scales, p.group_size, xs, vectors, tables, dots); break;
+        default: QmvRow<kBits, 4>(row_data, row_bytes, readable, scales, p.group_size, xs, vectors, tables, dots); break;
       }
+      for (int64_t r = 0; r < rows; ++r)
+        p.y[(i0 + r) * p.n + row] = dots[r] + PaddedDot(biases, x_sums + (i0 + r) * groups_padded, groups) + extra;
     }
   });
 }
