@@ -107,6 +107,11 @@ void embedding_lookup_quantized(const int32_t* tokens, int64_t n, const DeviceQu
 void rms_norm(const void* x, DType x_dtype, const float* weight, void* y, DType y_dtype, int64_t rows, int64_t dim,
               float eps, CUstream_st* stream);
 
+// x += y (x the float32 residual stream, y bf16, both [rows, dim]), then out = RMSNorm(x) * weight
+// in bf16: the residual add and the next norm in one pass.
+void add_residual_rms_norm(float* x, const void* y, const float* weight, void* out, int64_t rows, int64_t dim, float eps,
+                           CUstream_st* stream);
+
 // Rotary embedding of x [n, heads, head_dim] (bf16) for the tokens at positions position + t:
 // element i pairs with i + head_dim/2 (rotate_half), angle = position * inv_freq[i], inv_freq the
 // F32 [head_dim/2] table of afq::rope_inv_freq. Writes y of the same layout; y may equal x.

@@ -45,6 +45,25 @@ __global__ void rms_norm_block_kernel(const In* x, const float* weight, Out* y, 
   for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = from_float<Out>(weight[i] * (to_float(xr[i]) * inv));
 }
 
+// x[r] += y[r] (the residual add), then out[r] = RMSNorm(x[r]) * weight: one pass over the row
+// for what two kernels did. Each thread reads back only the elements it wrote.
+__global__ void add_residual_rms_norm_kernel(float* x, const __nv_bfloat16* y, const float* weight,
+                                             __nv_bfloat16* out, int dim, float eps) {
+  __shared__ float shared[32];
+  float* xr = x + blockIdx.x * int64_t{dim};
+  const __nv_bfloat16* yr = y + blockIdx.x * int64_t{dim};
+  float sum = 0;
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    const float v = xr[i] + to_float(yr[i]);
+    xr[i] = v;
+    sum += v * v;
+  }
+  sum = block_sum(sum, shared);
+  const float inv = 1.0f / sqrtf(sum / static_cast<float>(dim) + eps);
+  __nv_bfloat16* o = out + blockIdx.x * int64_t{dim};
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) o[i] = from_float<__nv_bfloat16>(weight[i] * (xr[i] * inv));
+}
+
 template <class In, class Out>
 void launch(const void* x, const float* weight, void* y, int64_t rows, int64_t dim, float eps, cudaStream_t stream) {
   const In* in = static_cast<const In*>(x);
@@ -79,6 +98,17 @@ void rms_norm(const void* x, DType x_dtype, const float* weight, void* y, DType 
   if (x_dtype == DType::F32) return launch_out<float>(y_dtype, x, weight, y, rows, dim, eps, stream);
   if (x_dtype == DType::BF16) return launch_out<__nv_bfloat16>(y_dtype, x, weight, y, rows, dim, eps, stream);
   throw Error(dtype_list_error("rms_norm", "x", x_dtype, "F32, BF16"));
+}
+
+void add_residual_rms_norm(float* x, const void* y, const float* weight, void* out, int64_t rows, int64_t dim, float eps,
+                           CUstream_st* stream) {
+  if (rows < 0 || rows > (int64_t{1} << 31) - 1 || dim < 1 || dim > (1 << 30))
+    throw Error("[add_residual_rms_norm] rows=" + std::to_string(rows) + " dim=" + std::to_string(dim) +
+                " not allowed: rows in [0, 2^31), dim in [1, 2^30]");
+  if (rows == 0) return;
+  add_residual_rms_norm_kernel<<<static_cast<unsigned>(rows), kBlockThreads, 0, stream>>>(
+      x, static_cast<const __nv_bfloat16*>(y), weight, static_cast<__nv_bfloat16*>(out), static_cast<int>(dim), eps);
+  check_launch("add_residual_rms_norm");
 }
 
 }  // namespace afq::cuda

@@ -428,7 +428,9 @@ void CudaLlama::layer_forward(int l, int64_t rows, int64_t position, const int32
 
   // hidden = input_layernorm(x); q, k, v projections. Fused, one token's q, k, v are consecutive
   // in the output row; more tokens' are copied apart into q_, k_, v_.
-  cuda::rms_norm(x_.get(), DType::F32, L.input_norm.as<float>(), xn_.get(), bf16, rows, h, c.rms_norm_eps, s);
+  // (Past the first layer, the previous layer's last residual add left this norm in xn_.)
+  if (l == 0)
+    cuda::rms_norm(x_.get(), DType::F32, L.input_norm.as<float>(), xn_.get(), bf16, rows, h, c.rms_norm_eps, s);
   void* q = q_.get();
   void* k = k_.get();
   void* v = v_.get();
@@ -488,10 +490,10 @@ void CudaLlama::layer_forward(int l, int64_t rows, int64_t position, const int32
 
   // x = x + o_proj(attention).
   linear(L.o, att_.get(), bf16, rows, proj_.get(), bf16);
-  cuda::add_residual(x_.as<float>(), proj_.get(), rows * h, s);
 
-  // x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = post_attention_layernorm(x).
-  cuda::rms_norm(x_.get(), DType::F32, L.post_norm.as<float>(), xn_.get(), bf16, rows, h, c.rms_norm_eps, s);
+  // x = x + down_proj(silu(gate_proj(h)) * up_proj(h)), h = post_attention_layernorm(x) (fused with the add above).
+  cuda::add_residual_rms_norm(x_.as<float>(), proj_.get(), L.post_norm.as<float>(), xn_.get(), rows, h, c.rms_norm_eps,
+                              s);
   if (L.gate_up) {
     linear(*L.gate_up, xn_.get(), bf16, rows, gate_up_.get(), bf16);
     cuda::swiglu_rows(gate_up_.get(), rows, c.intermediate_size, gate_.get(), s);
@@ -501,7 +503,12 @@ void CudaLlama::layer_forward(int l, int64_t rows, int64_t position, const int32
     cuda::swiglu(gate_.get(), up_.get(), gate_.get(), rows * c.intermediate_size, s);
   }
   linear(L.down, gate_.get(), bf16, rows, proj_.get(), bf16);
-  cuda::add_residual(x_.as<float>(), proj_.get(), rows * h, s);
+  // The next layer's input_layernorm comes with this add; after the last layer the head norms.
+  if (l + 1 < c.num_layers)
+    cuda::add_residual_rms_norm(x_.as<float>(), proj_.get(), layers_[l + 1].input_norm.as<float>(), xn_.get(), rows, h,
+                                c.rms_norm_eps, s);
+  else
+    cuda::add_residual(x_.as<float>(), proj_.get(), rows * h, s);
 }
 
 void CudaLlama::run_layers(const int32_t* tokens, int64_t rows, int64_t position) {

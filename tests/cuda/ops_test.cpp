@@ -156,6 +156,34 @@ TEST(CudaRmsNorm, MatchesTheCpuFormulaForShortAndLongRows) {
   }
 }
 
+TEST(CudaRmsNorm, AddResidualRmsNormEqualsTheAddThenTheNorm) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(9);
+  for (int64_t dim : {64, 2048, 4100}) {
+    const int64_t rows = 3;
+    std::vector<float> x(rows * dim), weight(dim);
+    std::normal_distribution<float> normal(0.f, 2.f);
+    for (auto& v : x) v = normal(rng);
+    for (auto& v : weight) v = normal(rng);
+    const auto y = random_bf16(rows * dim, rng);
+    DeviceArray<float> d_x(x), d_weight(weight);
+    DeviceArray<uint16_t> d_y(y), out(rows * dim);
+    add_residual_rms_norm(d_x.get(), d_y.get(), d_weight.get(), out.get(), rows, dim, 1e-5f, nullptr);
+    std::vector<double> sum_ref(rows * dim), norm_ref(rows * dim);
+    for (int64_t r = 0; r < rows; ++r) {
+      double squares = 0;
+      for (int64_t i = 0; i < dim; ++i) {
+        sum_ref[r * dim + i] = double(x[r * dim + i]) + bf16_to_f32(y[r * dim + i]);
+        squares += sum_ref[r * dim + i] * sum_ref[r * dim + i];
+      }
+      const double inv = 1.0 / std::sqrt(squares / dim + 1e-5);
+      for (int64_t i = 0; i < dim; ++i) norm_ref[r * dim + i] = weight[i] * sum_ref[r * dim + i] * inv;
+    }
+    expect_close(d_x.host(), sum_ref, 1e-6, 1e-5, "add_residual_rms_norm residual dim " + std::to_string(dim));
+    expect_close(widen(out.host()), norm_ref, 1e-2, 1e-2, "add_residual_rms_norm norm dim " + std::to_string(dim));
+  }
+}
+
 TEST(CudaRope, RotatesByTheCpuFrequenciesForEveryScaling) {
   SKIP_WITHOUT_GPU();
   std::mt19937 rng(4);
