@@ -25,6 +25,10 @@ void affine_qmm_t(const float* x, int64_t m, const QuantizedWeight& w, const flo
 Tensor matmul_t(const Tensor& x, const Tensor& w, const Tensor* bias = nullptr);
 void matmul_t(const float* x, int64_t m, const Tensor& w, const float* bias, float* y);
 
+// out[i] = exp((x[i] - shift) * scale), i < n (a vector exponential, within a few ulp of
+// std::exp): the sampler's unnormalized probabilities.
+void exp_shifted_scaled(const float* x, int64_t n, float shift, float scale, float* out);
+
 // Runs fn over [0, n) split into at most num_threads() contiguous ranges, on the persistent
 // pool (the calling thread takes one range). A call from inside fn runs serially.
 void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn);

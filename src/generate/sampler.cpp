@@ -3,6 +3,7 @@
 #include <numeric>
 #include <unordered_set>
 
+#include "afq/cpu.h"
 #include "afq/error.h"
 #include "afq/sampling.h"
 
@@ -48,7 +49,11 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
   // Unnormalized probabilities of the candidates, w = exp((logit - top) / T): the most likely has w = 1.
   const float top = *std::max_element(logits.begin(), logits.end());
   weights_.resize(vocab);
-  for (int64_t i = 0; i < keep; ++i) weights_[order_[i]] = std::exp((logits[order_[i]] - top) / options_.temperature);
+  const float inv_temperature = 1.0f / options_.temperature;
+  if (keep == vocab)  // every token: one vector pass
+    cpu::exp_shifted_scaled(logits.data(), vocab, top, inv_temperature, weights_.data());
+  else
+    for (int64_t i = 0; i < keep; ++i) weights_[order_[i]] = std::exp((logits[order_[i]] - top) * inv_temperature);
 
   // min-p keeps the candidates with w >= min_p: the most likely of them, the first included.
   if (options_.min_p > 0) {
