@@ -47,7 +47,7 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
   }
 
   // Unnormalized probabilities of the candidates, w = exp((logit - top) / T): the most likely has w = 1.
-  const float top = *std::max_element(logits.begin(), logits.end());
+  const float top = sorted ? logits[order_[0]] : *std::max_element(logits.begin(), logits.end());
   weights_.resize(vocab);
   const float inv_temperature = 1.0f / options_.temperature;
   if (keep == vocab)  // every token: one vector pass
