@@ -93,6 +93,10 @@ struct LoadOptions {
   bool cuda_graphs = true;
   // One-line notices (what was quantized, fallbacks); nullptr: silent.
   std::function<void(const std::string&)> notice;
+  // Progress of the slow steps, for a progress bar: progress(done, total, what) after each linear
+  // layer quantized on load ("quantize <name>") and each layer uploaded to the GPU ("upload <name>");
+  // each step ends with done == total. nullptr: none.
+  std::function<void(size_t done, size_t total, const std::string& what)> progress;
 };
 
 class Model {

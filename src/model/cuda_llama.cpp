@@ -32,7 +32,8 @@ namespace afq::model_detail {
 #ifndef AFQ_HAVE_CUDA
 
 std::unique_ptr<DeviceForward> make_cuda_forward(const HostWeights&, int, bool,
-                                                 const std::function<void(const std::string&)>&) {
+                                                 const std::function<void(const std::string&)>&,
+                                                 const std::function<void(size_t, size_t, const std::string&)>&) {
   throw Error("--device cuda: this build of afq has no CUDA (configure with nvcc present and -DAFQ_CUDA=ON)");
 }
 
@@ -173,7 +174,8 @@ Linear concat_linears(std::initializer_list<const Linear*> parts) {
 
 class CudaLlama final : public DeviceForward {
  public:
-  CudaLlama(const HostWeights& w, int max_context, bool graphs, const std::function<void(const std::string&)>& notice);
+  CudaLlama(const HostWeights& w, int max_context, bool graphs, const std::function<void(const std::string&)>& notice,
+            const std::function<void(size_t, size_t, const std::string&)>& progress);
   Tensor forward(const int32_t* tokens, int64_t n, int64_t position, bool all_logits) override;
   int32_t forward_argmax(const int32_t* tokens, int64_t n, int64_t position) override;
   uint64_t device_bytes() const override { return allocated_; }
@@ -305,7 +307,8 @@ MemoryPlan CudaLlama::plan(const HostWeights& w) const {
 }
 
 CudaLlama::CudaLlama(const HostWeights& w, int max_context, bool graphs,
-                     const std::function<void(const std::string&)>& notice)
+                     const std::function<void(const std::string&)>& notice,
+                     const std::function<void(size_t, size_t, const std::string&)>& progress)
     : cfg_(w.config), max_ctx_(max_context), notice_(notice), use_graphs_(graphs) {
   const ModelConfig& c = cfg_;
   hd_ = c.head_dim;
@@ -353,6 +356,8 @@ CudaLlama::CudaLlama(const HostWeights& w, int max_context, bool graphs,
     }
     d.down = upload_linear(L.down);
     layers_.push_back(std::move(d));
+    if (progress)
+      progress(layers_.size(), w.layers.size(), "upload model.layers." + std::to_string(layers_.size() - 1));
   }
   final_norm_ = upload_f32(w.final_norm, "norm weight");
   if (lm_head_shares_embedding(w)) {
@@ -621,12 +626,13 @@ int32_t CudaLlama::forward_argmax(const int32_t* tokens, int64_t n, int64_t posi
 
 }  // namespace
 
-std::unique_ptr<DeviceForward> make_cuda_forward(const HostWeights& weights, int max_context, bool graphs,
-                                                 const std::function<void(const std::string&)>& notice) {
+std::unique_ptr<DeviceForward> make_cuda_forward(
+    const HostWeights& weights, int max_context, bool graphs, const std::function<void(const std::string&)>& notice,
+    const std::function<void(size_t, size_t, const std::string&)>& progress) {
   if (!cuda::cuda_available()) throw Error("--device cuda: no CUDA device is available");
   const char* env = std::getenv("AFQ_CUDA_GRAPHS");
   if (env && std::string(env) == "0") graphs = false;
-  return std::make_unique<CudaLlama>(weights, max_context, graphs, notice);
+  return std::make_unique<CudaLlama>(weights, max_context, graphs, notice, progress);
 }
 
 #endif  // AFQ_HAVE_CUDA

@@ -348,9 +348,14 @@ Model Model::load(const fs::path& dir, const LoadOptions& options) {
   // Quantize on load: one walk over the named linear layers (lm_head stays float, as transformers).
   if (options.quantize) {
     const QuantizeOnLoad& spec = *options.quantize;
+    auto quantizes = [&](const Linear& linear) {
+      return !linear.quantized && linear.name != "lm_head" && !module_matches_any(linear.name, spec.exclude);
+    };
+    size_t to_quantize = 0;
+    model.for_each_linear([&](Linear& linear) { to_quantize += quantizes(linear) ? 1 : 0; });
     int replaced = 0;
     model.for_each_linear([&](Linear& linear) {
-      if (linear.quantized || linear.name == "lm_head" || module_matches_any(linear.name, spec.exclude)) return;
+      if (!quantizes(linear)) return;
       try {
         linear.quantized = quantize(linear.weight, spec.bits, spec.group_size, spec.method);
       } catch (const Error& e) {
@@ -358,6 +363,7 @@ Model Model::load(const fs::path& dir, const LoadOptions& options) {
       }
       linear.weight = Tensor();
       ++replaced;
+      if (options.progress) options.progress(size_t(replaced), to_quantize, "quantize " + linear.name);
     });
     if (options.notice) {
       if (replaced == 0)
@@ -395,7 +401,8 @@ Model Model::load(const fs::path& dir, const LoadOptions& options) {
   mi.inv_freq = rope_inv_freq(c);
   if (options.device == Device::Cuda) {
     const model_detail::HostWeights weights{c, mi.embed, mi.embed_q, mi.layers, mi.final_norm, mi.lm_head, mi.inv_freq};
-    mi.device_forward = model_detail::make_cuda_forward(weights, mi.max_ctx, options.cuda_graphs, options.notice);
+    mi.device_forward = model_detail::make_cuda_forward(weights, mi.max_ctx, options.cuda_graphs, options.notice,
+                                                        options.progress);
     return model;
   }
   const size_t cache = size_t(c.num_layers) * mi.max_ctx * c.num_kv_heads * c.head_dim;

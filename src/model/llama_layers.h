@@ -46,7 +46,8 @@ class DeviceForward {
 // The CUDA forward pass (cuda_llama.cpp) with a KV cache of max_context tokens, decode steps
 // replayed from a CUDA graph when `graphs` (and AFQ_CUDA_GRAPHS is not 0). Throws afq::Error in
 // a build without CUDA, without a device, or when the model does not fit in device memory.
-std::unique_ptr<DeviceForward> make_cuda_forward(const HostWeights& weights, int max_context, bool graphs,
-                                                 const std::function<void(const std::string&)>& notice);
+std::unique_ptr<DeviceForward> make_cuda_forward(
+    const HostWeights& weights, int max_context, bool graphs, const std::function<void(const std::string&)>& notice,
+    const std::function<void(size_t, size_t, const std::string&)>& progress);
 
 }  // namespace afq::model_detail

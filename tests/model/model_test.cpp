@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include <cmath>
 #include <cstring>
 
@@ -115,6 +118,25 @@ TEST(QuantizeOnLoad, EqualsLoadingTransformersPreQuantizedCheckpoint) {
   Tensor b = stored.forward(e.prompt.data(), n, 0, true);
   EXPECT_EQ(std::memcmp(a.bytes(), b.bytes(), a.nbytes()), 0);
   EXPECT_LT(on_load.weight_bytes(), Model::load(kModels + "llama3-rope").weight_bytes());
+}
+
+TEST(QuantizeOnLoad, ReportsProgressOncePerQuantizedLayerEndingAtTheTotal) {
+  LoadOptions options;
+  options.quantize = QuantizeOnLoad{4, 64, QuantMethod::Mlx, {"mlp.down_proj"}};
+  std::vector<size_t> done;
+  size_t total = 0;
+  std::string last;
+  options.progress = [&](size_t d, size_t t, const std::string& what) {
+    done.push_back(d);
+    total = t;
+    last = what;
+  };
+  Model model = Model::load(AFQ_SOURCE_DIR "/models/tinyshakes-5m", options);
+  const size_t layers = static_cast<size_t>(model.config().num_layers);
+  ASSERT_EQ(total, 6 * layers);  // q, k, v, o, gate, up: down_proj excluded, lm_head kept
+  ASSERT_EQ(done.size(), total);
+  for (size_t i = 0; i < done.size(); ++i) EXPECT_EQ(done[i], i + 1);
+  EXPECT_EQ(last.rfind("quantize model.layers.", 0), 0u) << last;
 }
 
 TEST(MlxCheckpoint, LoadsMlxLmMixedPrecisionWithQuantizedTiedEmbedding) {

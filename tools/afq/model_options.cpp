@@ -8,6 +8,7 @@
 
 #include "afq/cuda.h"
 #include "afq/error.h"
+#include "progress.h"
 
 namespace afq::cli {
 
@@ -47,6 +48,7 @@ Model load_model(const ModelArgs& a) {
   options.max_context = a.max_context;
   options.dequantize = a.dequantize;
   options.notice = [](const std::string& line) { fmt::print(stderr, "afq: {}\n", line); };
+  options.progress = terminal_progress("load");
   if (a.bits != 0) {
     auto method = parse_quant_method(a.method);
     if (!method) throw Error("--method must be mlx or minmax, got '" + a.method + "'");
