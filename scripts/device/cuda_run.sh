@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/afq-out}
 mkdir -p "$OUT"
-STAGES=${STAGES:-"build test sanitize bench torch"}  # also: tune, profile, cpu
+STAGES=${STAGES:-"build test sanitize bench torch"}  # also: paths, tune, profile, cpu
 BUILD=build-device
 afq=$BUILD/afq
 has() { [[ " $STAGES " == *" $1 "* ]]; }
@@ -56,6 +56,17 @@ if has bench; then
   $afq bench qmm --device cuda --m 1,16,512,1024,2048,4096 "${shapes[@]}" --bits 4 --group-size 64 --json >"$OUT/bench_b4.jsonl"
 fi
 
+if has paths; then
+  section "paths: the decode GEMVs side by side (AFQ_CUDA_QMM=qmv|int8|mma), group 64"
+  for bits in 4 8; do
+    for path in ${PATHS:-qmv int8 mma}; do
+      echo "bits $bits, AFQ_CUDA_QMM=$path"
+      AFQ_CUDA_QMM=$path $afq bench qmm --device cuda --m ${PATH_ROWS:-1,2,4} "${shapes[@]}" --bits $bits --group-size 64 |
+        tail -n +4 | tee -a "$OUT/paths.txt"
+    done
+  done
+fi
+
 if has tune; then
   section "tune: fused GEMM against dequantize + cuBLAS (4 bits, group 64)"
   for path in fused dequant; do
@@ -85,6 +96,23 @@ if has profile; then
   else
     echo "ncu not found"
   fi
+fi
+
+if has profile_int8; then
+  section "profile: the int8 GEMV's SASS (bf16, 4 bits, M=1): instructions by opcode"
+  cuobjdump -sass -fun '_ZN3afq4cuda15qmv_int8_kernelI13__nv_bfloat16S2_Li4ELi1EEEvNS0_10QmmProblemE' \
+    $BUILD/src/cuda/CMakeFiles/afq_cuda.dir/qmv_int8_b4.cu.o >"$OUT/sass_int8.txt" 2>&1
+  grep -oE "^ +/\*[0-9a-f]{4}\*/ +[A-Z][A-Z0-9_.]*" "$OUT/sass_int8.txt" | awk '{print $2}' | cut -d. -f1 | sort | uniq -c |
+    sort -rn | head -25 | tr '\n' ' '; echo; echo "instructions: $(grep -cE '^ +/\*[0-9a-f]{4}\*/' "$OUT/sass_int8.txt")"
+  section "profile: Nsight Compute on the int8 GEMV (M=1, 4 bits, group 64)"
+  sections="--section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy --section LaunchStats --section SchedulerStats"
+  for shape in "4096 14336" "8192 8192" "28672 8192"; do
+    set -- $shape
+    AFQ_CUDA_QMM=int8 ncu $sections -k regex:qmv_int8 -c 1 $afq bench qmm --device cuda --m 1 --n $1 --k $2 \
+      --bits 4 --group-size 64 --iterations 3 >"$OUT/ncu_int8_$1x$2.txt" 2>&1
+    echo "--- $1 x $2"
+    grep -E "Duration|DRAM Throughput|Compute \(SM\) Throughput|Achieved Occupancy|Registers Per|Theoretical Occupancy|Issue Slots Busy|One or More Eligible|Grid Size|Dynamic Shared|Warp Cycles Per Issued|Stall" "$OUT/ncu_int8_$1x$2.txt" | head -24
+  done
 fi
 
 if has cpu; then

@@ -38,7 +38,8 @@ const DeviceInfo& current_device_info() {
     cudaDeviceProp prop{};
     check_cuda(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
     by_device[device] = std::make_unique<DeviceInfo>(
-        DeviceInfo{prop.major * 10 + prop.minor, prop.multiProcessorCount, int64_t{prop.l2CacheSize}});
+        DeviceInfo{prop.major * 10 + prop.minor, prop.multiProcessorCount, int64_t{prop.l2CacheSize},
+                   static_cast<int>(prop.sharedMemPerBlockOptin)});
   }
   return *by_device[device];
 }

@@ -20,6 +20,9 @@ namespace {
 // GEMV up to 8 rows (one n8 tile of x: 16 rows cost it two passes over W); the fused GEMM from
 // there until dequantizing W and calling cuBLAS wins.
 bool qmv_is_best(const QmmProblem& p) { return p.m == 1 && (p.bits == 4 || p.bits == 8); }
+// On the H200 the int8-activation GEMV beats both at one and two rows (4 and 8 bits); with four
+// it spilled registers and lost to the tensor-core GEMV on most shapes (BENCHMARKS.md).
+bool qmv_int8_is_best(const QmmProblem& p) { return p.m <= 2 && (p.bits == 4 || p.bits == 8); }
 constexpr int64_t kQmvMmaBestMaxRows = 8;
 constexpr int64_t kDequantGemmMinRows = 96;
 // Rows of x the tensor-core GEMV can take at all (its per-block x tile).
@@ -27,13 +30,14 @@ constexpr int64_t kQmvMmaMaxRows = 64;
 
 thread_local QmmPath path_forced_on_thread = QmmPath::Auto;
 
-// A path forced on this thread (ForceQmmPath, for tests), else by AFQ_CUDA_QMM=qmv|mma|fused|dequant
+// A path forced on this thread (ForceQmmPath, for tests), else by AFQ_CUDA_QMM=qmv|int8|mma|fused|dequant
 // for the process (benchmarks); either only where the path supports the problem.
 QmmPath forced_path() {
   static const QmmPath from_env = [] {
     const char* env = std::getenv("AFQ_CUDA_QMM");
     const std::string v = env ? env : "";
     if (v == "qmv") return QmmPath::Qmv;
+    if (v == "int8") return QmmPath::Int8;
     if (v == "mma") return QmmPath::Mma;
     if (v == "fused") return QmmPath::Fused;
     if (v == "dequant") return QmmPath::Dequant;
@@ -92,6 +96,15 @@ void qmv(const QmmProblem& p) {
   }
 }
 
+bool supports_qmv_int8(const QmmProblem& p, const DeviceInfo& device) {
+  if (device.compute_capability < 80) return false;
+  if (p.bits == 4) return qmv_int8_fits_bits4(p, device);
+  if (p.bits == 8) return qmv_int8_fits_bits8(p, device);
+  return false;
+}
+
+void qmv_int8(const QmmProblem& p) { return p.bits == 4 ? qmv_int8_bits4(p) : qmv_int8_bits8(p); }
+
 bool supports_qmv_mma(const QmmProblem& p, const DeviceInfo& device) {
   // A lane's chunk of a row: 64 q's at 2, 5 and 6 bits, 128 at 3, 32 at 4 and 8.
   const int chunk = p.bits == 3 ? 128 : (p.bits == 2 || p.bits == 5 || p.bits == 6) ? 64 : 32;
@@ -136,6 +149,9 @@ void affine_qmm_t(const void* x, const uint32_t* weight, const void* scales, con
     case QmmPath::Qmv:
       if (supports_qmv(p)) return qmv(p);
       break;
+    case QmmPath::Int8:
+      if (supports_qmv_int8(p, device)) return qmv_int8(p);
+      break;
     case QmmPath::Mma:
       if (supports_qmv_mma(p, device)) return qmv_mma(p);
       break;
@@ -148,6 +164,7 @@ void affine_qmm_t(const void* x, const uint32_t* weight, const void* scales, con
       break;
   }
   if (m >= kDequantGemmMinRows) return qmm_dequant_gemm(p);
+  if (qmv_int8_is_best(p) && supports_qmv_int8(p, device)) return qmv_int8(p);
   if (qmv_is_best(p) && supports_qmv(p)) return qmv(p);
   if (m <= kQmvMmaBestMaxRows && supports_qmv_mma(p, device)) return qmv_mma(p);
   if (supports_qmm_sm80(p, device)) return qmm_sm80(p);

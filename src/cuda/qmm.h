@@ -37,6 +37,7 @@ struct DeviceInfo {
   int compute_capability;  // major * 10 + minor
   int multiprocessors;
   int64_t l2_bytes;
+  int shared_bytes_per_block;  // dynamic shared memory a kernel may opt in to
 };
 const DeviceInfo& current_device_info();
 
@@ -54,8 +55,13 @@ void qmm_sm80(const QmmProblem& p);
 bool supports_qmv_mma(const QmmProblem& p, const DeviceInfo& device);
 void qmv_mma(const QmmProblem& p);
 
+// Decode at 4 and 8 bits, M <= 2 (sm_80+), BF16/F16 scales: x quantized to two int8 digits per block of 32 in
+// shared memory, byte dot products (dp4a), W streamed through a cp.async ring (qmv_int8.cuh).
+bool supports_qmv_int8(const QmmProblem& p, const DeviceInfo& device);
+void qmv_int8(const QmmProblem& p);
+
 // The kernel families, for forcing one (tests, benchmarks).
-enum class QmmPath { Auto, Qmv, Mma, Fused, Dequant };
+enum class QmmPath { Auto, Qmv, Int8, Mma, Fused, Dequant };
 
 // Forces `path` on this thread while alive, where the path supports the problem: tests cover
 // each family on every shape it takes, not only those the dispatcher sends it.
@@ -81,6 +87,10 @@ void qmv_bits4(const QmmProblem& p);
 void qmv_bits5(const QmmProblem& p);
 void qmv_bits6(const QmmProblem& p);
 void qmv_bits8(const QmmProblem& p);
+bool qmv_int8_fits_bits4(const QmmProblem& p, const DeviceInfo& device);
+bool qmv_int8_fits_bits8(const QmmProblem& p, const DeviceInfo& device);
+void qmv_int8_bits4(const QmmProblem& p);
+void qmv_int8_bits8(const QmmProblem& p);
 void qmv_mma_bits2(const QmmProblem& p);
 void qmv_mma_bits3(const QmmProblem& p);
 void qmv_mma_bits4(const QmmProblem& p);

@@ -33,6 +33,7 @@
 #include "src/cuda/dequant.cuh"
 #include "src/cuda/ptx.cuh"
 #include "src/cuda/qmm.h"
+#include "src/cuda/static_for.cuh"
 
 namespace afq::cuda {
 
@@ -129,16 +130,6 @@ constexpr QPairPlan make_pair_plan() {
 }
 
 // ---- Small device helpers. ----
-
-template <class F, int... I>
-__device__ __forceinline__ void static_for_impl(F&& f, std::integer_sequence<int, I...>) {
-  (f(std::integral_constant<int, I>{}), ...);
-}
-// f(std::integral_constant<int, 0>{}), ..., f(...<N - 1>): indices usable in constant expressions.
-template <int N, class F>
-__device__ __forceinline__ void static_for(F&& f) {
-  static_for_impl(f, std::make_integer_sequence<int, N>{});
-}
 
 // d = a * b + c on two halves, one rounding (bf16x2 or f16x2 bit patterns).
 template <class T>

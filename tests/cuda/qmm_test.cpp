@@ -160,6 +160,32 @@ TEST_F(CudaQmm, TensorCoreGemvMatchesTheReferenceOnLongRows) {
       }
 }
 
+// The int8-activation GEMV (4 and 8 bits, M <= 2, BF16/F16 scales): every group size and dtype;
+// N = 4097 and N = 6 leave a partial last tile; K = 14336 (14 ring stages a tile at 4 bits, 28
+// at 8), K = 2304 (a partial last stage) and K = 96 (one partial stage). Where it declines (F32
+// scales, M > 2) the dispatcher's choice runs.
+TEST_F(CudaQmm, Int8GemvMatchesTheReference) {
+  const ForceQmmPath force(QmmPath::Int8);  // F32 scales: it declines, and the float GEMV runs
+  std::mt19937 rng(15);
+  const DType scale_dtypes[] = {DType::BF16, DType::F16, DType::F32};
+  int variant = 0;
+  for (int bits : {4, 8}) {
+    for (int group_size : kSupportedGroupSizes)
+      for (DType x_dtype : {DType::BF16, DType::F16})
+        for (int64_t m : {1, 2}) {
+          const Case c{m, 67, 2304, bits, group_size, x_dtype, scale_dtypes[variant % 3], variant % 2 == 0};
+          ++variant;
+          EXPECT_LE(relative_error(c, rng), tolerance(x_dtype)) << c.name();
+        }
+    for (int64_t n : {6, 4097}) {
+      const Case c{1, n, 14336, bits, 64, DType::F16, DType::BF16, n == 6};
+      EXPECT_LE(relative_error(c, rng), tolerance(c.x_dtype)) << c.name();
+    }
+    const Case short_row{2, 13, 96, bits, 32, DType::F16, DType::BF16, true};
+    EXPECT_LE(relative_error(short_row, rng), tolerance(short_row.x_dtype)) << short_row.name();
+  }
+}
+
 TEST_F(CudaQmm, TakesShapesTheFastPathsDoNot) {
   std::mt19937 rng(6);
   // K = 96 is no multiple of the GEMM's 64-column step; 3, 5 and 6 bits at K = 96 also miss the
@@ -183,9 +209,9 @@ TEST_F(CudaQmm, MatchesTheReferenceOnLongRows) {
 
 TEST_F(CudaQmm, SmallCaseForTheSanitizer) {
   std::mt19937 rng(8);
-  for (int bits : {3, 4})
-    for (int64_t m : {1, 17}) {
-      const Case c{m, 5, 128, bits, 32, DType::BF16, DType::F32, true};
+  for (int bits : {3, 4, 8})
+    for (int64_t m : {1, 2, 3, 17}) {
+      const Case c{m, 5, 128, bits, 32, DType::BF16, m == 3 ? DType::F32 : DType::BF16, true};
       EXPECT_LE(relative_error(c, rng), tolerance(c.x_dtype)) << c.name();
     }
 }
@@ -208,7 +234,7 @@ TEST_F(CudaQmm, SplitKAndDequantizeGemmMatchTheReference) {
 // untested when the thresholds move.
 TEST_F(CudaQmm, EveryPathMatchesTheReferenceWhenForced) {
   std::mt19937 rng(14);
-  for (QmmPath path : {QmmPath::Qmv, QmmPath::Mma, QmmPath::Fused, QmmPath::Dequant}) {
+  for (QmmPath path : {QmmPath::Qmv, QmmPath::Int8, QmmPath::Mma, QmmPath::Fused, QmmPath::Dequant}) {
     const ForceQmmPath force(path);
     for (int bits : kSupportedBits)
       for (int64_t m : {1, 3, 8, 16, 40}) {
