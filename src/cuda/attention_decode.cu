@@ -7,6 +7,7 @@
 
 #include "afq/cuda_ops.h"
 #include "src/cuda/attention_shape.h"
+#include "src/cuda/dependent_launch.cuh"
 #include "src/cuda/ops_common.cuh"
 
 namespace afq::cuda {
@@ -21,6 +22,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     attention_decode_kernel(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, float* partial,
                             AttentionShape s, int64_t first, int64_t keys, int64_t chunk, int splits,
                             const int32_t* device_position) {
+  allow_dependent_launch();  // a decode GEMV after this one may start loading its weights
   __shared__ float max_s[kWarps], sum_s[kWarps];
   // Replayed from a CUDA graph: the keys come from the position on the device, over a fixed
   // number of splits (a split past the last key leaves max -inf, which the merge skips).
@@ -95,6 +97,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 // One block per head, one thread per dim: the chunks' partial softmaxes rescaled to the common max.
 __global__ void attention_merge_kernel(const float* partial, __nv_bfloat16* out, int head_dim, int splits) {
+  allow_dependent_launch();  // a decode GEMV after this one may start loading its weights
   const int head = blockIdx.x, d = threadIdx.x;
   if (d >= head_dim) return;
   const int64_t stride = head_dim + 2;

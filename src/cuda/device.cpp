@@ -2,12 +2,14 @@
 // and uploading a quantized weight once.
 #include <cuda_runtime.h>
 
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "afq/cuda.h"
 #include "afq/error.h"
+#include "src/cuda/dependent_launch.cuh"
 #include "src/cuda/qmm.h"
 
 namespace afq::cuda {
@@ -25,6 +27,14 @@ bool cuda_available() {
     return false;
   }
   return count > 0;
+}
+
+bool dependent_launch_enabled(int compute_capability) {
+  static const bool allowed = [] {
+    const char* env = std::getenv("AFQ_CUDA_PDL");
+    return !(env && std::string(env) == "0");
+  }();
+  return allowed && compute_capability >= 90;
 }
 
 const DeviceInfo& current_device_info() {

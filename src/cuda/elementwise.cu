@@ -4,12 +4,14 @@
 #include <cuda_fp16.h>
 
 #include "afq/cuda_ops.h"
+#include "src/cuda/dependent_launch.cuh"
 #include "src/cuda/ops_common.cuh"
 
 namespace afq::cuda {
 namespace {
 
 __global__ void swiglu_kernel(const __nv_bfloat16* gate, const __nv_bfloat16* up, __nv_bfloat16* out, int64_t count) {
+  allow_dependent_launch();  // a decode GEMV after this one may start loading its weights
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count; i += int64_t{gridDim.x} * blockDim.x) {
     const float g = to_float(gate[i]);
     out[i] = from_float<__nv_bfloat16>(g / (1.0f + expf(-g)) * to_float(up[i]));  // silu(g) * up, as the CPU
@@ -17,6 +19,7 @@ __global__ void swiglu_kernel(const __nv_bfloat16* gate, const __nv_bfloat16* up
 }
 
 __global__ void swiglu_rows_kernel(const __nv_bfloat16* gate_up, __nv_bfloat16* out, int64_t count, int64_t inter) {
+  allow_dependent_launch();  // a decode GEMV after this one may start loading its weights
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count; i += int64_t{gridDim.x} * blockDim.x) {
     const int64_t r = i / inter, c = i % inter;
     const float g = to_float(gate_up[r * 2 * inter + c]);

@@ -29,6 +29,7 @@
 #include <type_traits>
 
 #include "afq/error.h"
+#include "src/cuda/dependent_launch.cuh"
 #include "src/cuda/dequant.cuh"
 #include "src/cuda/ptx.cuh"
 #include "src/cuda/qmm.h"
@@ -238,7 +239,11 @@ __global__ void __launch_bounds__(kQmvInt8Warps * 32, 1) qmv_int8_kernel(const Q
     ++issued;
   };
 
+  // The weights are no kernel's output: their loads may start while the kernel before this one
+  // (which writes x) still runs; x is read after it has finished (dependent_launch.cuh).
+  allow_dependent_launch();
   static_for<D - 1>([&](auto j) { issue(j); });
+  wait_for_prior_kernel();
   quantize_x_rows<T, Bits, RowsOfX>(p, m0, rows_of_x, digits, params);
   __syncthreads();
 
@@ -352,15 +357,13 @@ void launch_qmv_int8(const QmmProblem& p) {
   static const cudaError_t opted_in =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, device.shared_bytes_per_block);
   check_cuda(opted_in, "qmv_int8 shared memory opt-in");
-  int resident = 0;
-  check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, kQmvInt8Warps * 32, shared),
-             "qmv_int8 occupancy");
   const int64_t tiles = (p.n + kQmvInt8Rows - 1) / kQmvInt8Rows;
   const int64_t stages = (p.k / QmvInt8Shape<Bits>::kChunkElems + 31) / 32;
   const int64_t x_blocks = (p.m + RowsOfX - 1) / RowsOfX;
   // Warps that stay resident (per block of x rows); K split in two or four where the tiles
   // leave half of them idle (each share keeps at least two stages).
-  const int64_t blocks_resident = std::max<int64_t>(1, int64_t{std::max(resident, 1)} * device.multiprocessors / x_blocks);
+  // One block per multiprocessor: 512 threads of up to 128 registers fill the register file.
+  const int64_t blocks_resident = std::max<int64_t>(1, device.multiprocessors / x_blocks);
   const int64_t warps_resident = blocks_resident * kQmvInt8Warps;
   int splits = 1;
   while (splits < 4 && tiles * splits * 2 <= warps_resident && stages >= splits * 4) splits *= 2;
@@ -371,8 +374,9 @@ void launch_qmv_int8(const QmmProblem& p) {
   const int64_t teams_per_block = kQmvInt8Warps / splits;
   const dim3 grid(static_cast<unsigned>((teams + teams_per_block - 1) / teams_per_block), static_cast<unsigned>(x_blocks));
   if (x_blocks > 65535) throw Error("[affine_qmm_t] problem too large for qmv_int8: " + describe(p));
-  kernel<<<grid, kQmvInt8Warps * 32, shared, p.stream>>>(p, splits);
-  check_cuda(cudaGetLastError(), "qmv_int8 launch");
+  check_cuda(launch_dependent(kernel, grid, dim3(kQmvInt8Warps * 32), shared, p.stream, device.compute_capability, p,
+                              splits),
+             "qmv_int8 launch");
 }
 
 template <int Bits>

@@ -4,6 +4,7 @@
 #include <cuda_fp16.h>
 
 #include "afq/cuda_ops.h"
+#include "src/cuda/dependent_launch.cuh"
 #include "src/cuda/ops_common.cuh"
 
 namespace afq::cuda {
@@ -15,6 +16,7 @@ constexpr int kBlockThreads = 256;    // longer rows: one block each
 // Each thread reads back only the elements it read before the reduction, so y may alias x.
 template <class In, class Out>
 __global__ void rms_norm_warp_kernel(const In* x, const float* weight, Out* y, int64_t rows, int dim, float eps) {
+  allow_dependent_launch();  // a decode GEMV after this one may start loading its weights
   const int lane = threadIdx.x % 32;
   const int64_t row = blockIdx.x * int64_t{kWarpRowsPerBlock} + threadIdx.x / 32;
   if (row >= rows) return;
@@ -32,6 +34,7 @@ __global__ void rms_norm_warp_kernel(const In* x, const float* weight, Out* y, i
 
 template <class In, class Out>
 __global__ void rms_norm_block_kernel(const In* x, const float* weight, Out* y, int dim, float eps) {
+  allow_dependent_launch();  // a decode GEMV after this one may start loading its weights
   __shared__ float shared[32];
   const In* xr = x + blockIdx.x * int64_t{dim};
   float sum = 0;
@@ -49,6 +52,7 @@ __global__ void rms_norm_block_kernel(const In* x, const float* weight, Out* y, 
 // for what two kernels did. Each thread reads back only the elements it wrote.
 __global__ void add_residual_rms_norm_kernel(float* x, const __nv_bfloat16* y, const float* weight,
                                              __nv_bfloat16* out, int dim, float eps) {
+  allow_dependent_launch();  // a decode GEMV after this one may start loading its weights
   __shared__ float shared[32];
   float* xr = x + blockIdx.x * int64_t{dim};
   const __nv_bfloat16* yr = y + blockIdx.x * int64_t{dim};
