@@ -7,6 +7,7 @@
 #include <climits>
 
 #include "afq/cuda_ops.h"
+#include "src/cuda/dependent_launch.cuh"
 #include "src/cuda/ops_common.cuh"
 
 namespace afq::cuda {
@@ -22,6 +23,8 @@ __device__ __forceinline__ bool better(float v, int32_t i, float best, int32_t b
 
 template <class T>
 __global__ void argmax_kernel(const T* values, int64_t n, int32_t* out) {
+  allow_dependent_launch();  // the next kernel may launch; it waits for this one before its reads
+  wait_for_prior_kernel();
   __shared__ float best_values[32];
   __shared__ int32_t best_indices[32];
   float best = -INFINITY;
@@ -81,13 +84,19 @@ void argmax(const void* values, DType dtype, int64_t n, int32_t* out, CUstream_s
     throw Error("[argmax] n=" + std::to_string(n) + " not allowed: 1 to 2^31 - 2 values");
   switch (dtype) {
     case DType::F32:
-      argmax_kernel<<<1, kThreads, 0, stream>>>(static_cast<const float*>(values), n, out);
+      check_cuda(launch_dependent(argmax_kernel<float>, dim3(1), dim3(kThreads), 0, stream, device_compute_capability(),
+                                  static_cast<const float*>(values), n, out),
+                 "argmax_kernel launch");
       break;
     case DType::F16:
-      argmax_kernel<<<1, kThreads, 0, stream>>>(static_cast<const __half*>(values), n, out);
+      check_cuda(launch_dependent(argmax_kernel<__half>, dim3(1), dim3(kThreads), 0, stream,
+                                  device_compute_capability(), static_cast<const __half*>(values), n, out),
+                 "argmax_kernel launch");
       break;
     case DType::BF16:
-      argmax_kernel<<<1, kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(values), n, out);
+      check_cuda(launch_dependent(argmax_kernel<__nv_bfloat16>, dim3(1), dim3(kThreads), 0, stream,
+                                  device_compute_capability(), static_cast<const __nv_bfloat16*>(values), n, out),
+                 "argmax_kernel launch");
       break;
     default:
       throw Error(dtype_list_error("argmax", "values", dtype, "F32, F16, BF16"));

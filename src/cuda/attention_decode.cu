@@ -22,7 +22,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     attention_decode_kernel(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, float* partial,
                             AttentionShape s, int64_t first, int64_t keys, int64_t chunk, int splits,
                             const int32_t* device_position) {
-  allow_dependent_launch();  // a decode GEMV after this one may start loading its weights
+  allow_dependent_launch();  // the next kernel may launch; it waits for this one before its reads
+  wait_for_prior_kernel();
   __shared__ float max_s[kWarps], sum_s[kWarps];
   // Replayed from a CUDA graph: the keys come from the position on the device, over a fixed
   // number of splits (a split past the last key leaves max -inf, which the merge skips).
@@ -97,7 +98,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 // One block per head, one thread per dim: the chunks' partial softmaxes rescaled to the common max.
 __global__ void attention_merge_kernel(const float* partial, __nv_bfloat16* out, int head_dim, int splits) {
-  allow_dependent_launch();  // a decode GEMV after this one may start loading its weights
+  allow_dependent_launch();  // the next kernel may launch; it waits for this one before its reads
+  wait_for_prior_kernel();
   const int head = blockIdx.x, d = threadIdx.x;
   if (d >= head_dim) return;
   const int64_t stride = head_dim + 2;
@@ -118,9 +120,11 @@ __global__ void attention_merge_kernel(const float* partial, __nv_bfloat16* out,
 template <int DimsPerLane>
 void launch(const void* q, const void* k, const void* v, float* scratch, const AttentionShape& s, int64_t first,
             int64_t keys, int64_t chunk, int splits, const int32_t* device_position, cudaStream_t stream) {
-  attention_decode_kernel<DimsPerLane><<<dim3(s.heads, splits), kWarps * 32, 0, stream>>>(
-      static_cast<const __nv_bfloat16*>(q), static_cast<const __nv_bfloat16*>(k),
-      static_cast<const __nv_bfloat16*>(v), scratch, s, first, keys, chunk, splits, device_position);
+  check_cuda(launch_dependent(attention_decode_kernel<DimsPerLane>, dim3(dim3(s.heads, splits)), dim3(kWarps * 32), 0,
+                              stream, device_compute_capability(), static_cast<const __nv_bfloat16*>(q),
+                              static_cast<const __nv_bfloat16*>(k), static_cast<const __nv_bfloat16*>(v), scratch, s,
+                              first, keys, chunk, splits, device_position),
+             "attention_decode_kernel launch");
 }
 
 void launch_decode(const void* q, const void* k, const void* v, void* out, const AttentionShape& s, int64_t first,
@@ -132,8 +136,10 @@ void launch_decode(const void* q, const void* k, const void* v, void* out, const
   else launch<8>(q, k, v, scratch, s, first, keys, chunk, splits, device_position, stream);
   check_launch("attention_decode");
   const int threads = (s.head_dim + 31) / 32 * 32;
-  attention_merge_kernel<<<s.heads, threads, 0, stream>>>(scratch, static_cast<__nv_bfloat16*>(out), s.head_dim,
-                                                          splits);
+  check_cuda(
+      launch_dependent(attention_merge_kernel, dim3(s.heads), dim3(threads), 0, stream, device_compute_capability(),
+                       scratch, static_cast<__nv_bfloat16*>(out), s.head_dim, splits),
+      "attention_merge_kernel launch");
   check_launch("attention_decode merge");
 }
 

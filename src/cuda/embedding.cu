@@ -4,6 +4,7 @@
 #include <cuda_fp16.h>
 
 #include "afq/cuda_ops.h"
+#include "src/cuda/dependent_launch.cuh"
 #include "src/cuda/ops_common.cuh"
 
 namespace afq::cuda {
@@ -11,6 +12,8 @@ namespace {
 
 template <class T>
 __global__ void embedding_kernel(const int32_t* tokens, const T* table, int64_t hidden, float* x) {
+  allow_dependent_launch();  // the next kernel may launch; it waits for this one before its reads
+  wait_for_prior_kernel();
   const int64_t t = blockIdx.y, row = tokens[t];
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < hidden; i += int64_t{gridDim.x} * blockDim.x)
     x[t * hidden + i] = to_float(table[row * hidden + i]);
@@ -22,6 +25,8 @@ __global__ void embedding_kernel(const int32_t* tokens, const T* table, int64_t 
 template <class S>
 __global__ void embedding_quantized_kernel(const int32_t* tokens, const uint32_t* weight, const S* scales,
                                            const S* biases, int64_t hidden, int bits, int group_size, float* x) {
+  allow_dependent_launch();  // the next kernel may launch; it waits for this one before its reads
+  wait_for_prior_kernel();
   const int64_t t = blockIdx.y, row = tokens[t];
   const uint32_t* words = weight + row * (hidden * bits / 32);
   const int64_t groups = hidden / group_size;
@@ -53,13 +58,20 @@ void embedding_lookup(const int32_t* tokens, int64_t n, const void* table, DType
   if (n == 0 || hidden == 0) return;
   switch (table_dtype) {
     case DType::BF16:
-      embedding_kernel<<<grid(n, hidden), 256, 0, stream>>>(tokens, static_cast<const __nv_bfloat16*>(table), hidden, x);
+      check_cuda(
+          launch_dependent(embedding_kernel<__nv_bfloat16>, dim3(grid(n, hidden)), dim3(256), 0, stream,
+                           device_compute_capability(), tokens, static_cast<const __nv_bfloat16*>(table), hidden, x),
+          "embedding_kernel launch");
       break;
     case DType::F16:
-      embedding_kernel<<<grid(n, hidden), 256, 0, stream>>>(tokens, static_cast<const __half*>(table), hidden, x);
+      check_cuda(launch_dependent(embedding_kernel<__half>, dim3(grid(n, hidden)), dim3(256), 0, stream,
+                                  device_compute_capability(), tokens, static_cast<const __half*>(table), hidden, x),
+                 "embedding_kernel launch");
       break;
     case DType::F32:
-      embedding_kernel<<<grid(n, hidden), 256, 0, stream>>>(tokens, static_cast<const float*>(table), hidden, x);
+      check_cuda(launch_dependent(embedding_kernel<float>, dim3(grid(n, hidden)), dim3(256), 0, stream,
+                                  device_compute_capability(), tokens, static_cast<const float*>(table), hidden, x),
+                 "embedding_kernel launch");
       break;
     default:
       throw Error(dtype_list_error("embedding_lookup", "the table", table_dtype, "BF16, F16, F32"));
@@ -76,19 +88,25 @@ void embedding_lookup_quantized(const int32_t* tokens, int64_t n, const DeviceQu
   const int64_t hidden = table.cols;
   switch (table.scale_dtype) {
     case DType::BF16:
-      embedding_quantized_kernel<<<grid(n, hidden), 256, 0, stream>>>(
-          tokens, table.weight, static_cast<const __nv_bfloat16*>(table.scales),
-          static_cast<const __nv_bfloat16*>(table.biases), hidden, table.bits, table.group_size, x);
+      check_cuda(launch_dependent(
+                     embedding_quantized_kernel<__nv_bfloat16>, dim3(grid(n, hidden)), dim3(256), 0, stream,
+                     device_compute_capability(), tokens, table.weight, static_cast<const __nv_bfloat16*>(table.scales),
+                     static_cast<const __nv_bfloat16*>(table.biases), hidden, table.bits, table.group_size, x),
+                 "embedding_quantized_kernel launch");
       break;
     case DType::F16:
-      embedding_quantized_kernel<<<grid(n, hidden), 256, 0, stream>>>(
-          tokens, table.weight, static_cast<const __half*>(table.scales), static_cast<const __half*>(table.biases),
-          hidden, table.bits, table.group_size, x);
+      check_cuda(
+          launch_dependent(embedding_quantized_kernel<__half>, dim3(grid(n, hidden)), dim3(256), 0, stream,
+                           device_compute_capability(), tokens, table.weight, static_cast<const __half*>(table.scales),
+                           static_cast<const __half*>(table.biases), hidden, table.bits, table.group_size, x),
+          "embedding_quantized_kernel launch");
       break;
     case DType::F32:
-      embedding_quantized_kernel<<<grid(n, hidden), 256, 0, stream>>>(
-          tokens, table.weight, static_cast<const float*>(table.scales), static_cast<const float*>(table.biases),
-          hidden, table.bits, table.group_size, x);
+      check_cuda(
+          launch_dependent(embedding_quantized_kernel<float>, dim3(grid(n, hidden)), dim3(256), 0, stream,
+                           device_compute_capability(), tokens, table.weight, static_cast<const float*>(table.scales),
+                           static_cast<const float*>(table.biases), hidden, table.bits, table.group_size, x),
+          "embedding_quantized_kernel launch");
       break;
     default:
       throw Error(dtype_list_error("embedding_lookup_quantized", "scales", table.scale_dtype, "BF16, F16, F32"));

@@ -60,6 +60,9 @@ inline unsigned grid_for(int64_t count, int threads, int64_t cap = 65535) {
 // Throws afq::Error when the launch just made failed.
 inline void check_launch(const char* kernel) { check_cuda(cudaGetLastError(), kernel); }
 
+// The current device's compute capability, for launch_dependent (dependent_launch.cuh).
+inline int device_compute_capability() { return current_device_info().compute_capability; }
+
 inline std::string dtype_list_error(const char* op, const char* what, DType got, const char* allowed) {
   return std::string("[") + op + "] " + what + " has dtype " + std::string(dtype_name(got)) + "; allowed: " + allowed;
 }

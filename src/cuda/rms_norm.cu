@@ -16,7 +16,8 @@ constexpr int kBlockThreads = 256;    // longer rows: one block each
 // Each thread reads back only the elements it read before the reduction, so y may alias x.
 template <class In, class Out>
 __global__ void rms_norm_warp_kernel(const In* x, const float* weight, Out* y, int64_t rows, int dim, float eps) {
-  allow_dependent_launch();  // a decode GEMV after this one may start loading its weights
+  allow_dependent_launch();  // the next kernel may launch; it waits for this one before its reads
+  wait_for_prior_kernel();
   const int lane = threadIdx.x % 32;
   const int64_t row = blockIdx.x * int64_t{kWarpRowsPerBlock} + threadIdx.x / 32;
   if (row >= rows) return;
@@ -34,7 +35,8 @@ __global__ void rms_norm_warp_kernel(const In* x, const float* weight, Out* y, i
 
 template <class In, class Out>
 __global__ void rms_norm_block_kernel(const In* x, const float* weight, Out* y, int dim, float eps) {
-  allow_dependent_launch();  // a decode GEMV after this one may start loading its weights
+  allow_dependent_launch();  // the next kernel may launch; it waits for this one before its reads
+  wait_for_prior_kernel();
   __shared__ float shared[32];
   const In* xr = x + blockIdx.x * int64_t{dim};
   float sum = 0;
@@ -52,7 +54,8 @@ __global__ void rms_norm_block_kernel(const In* x, const float* weight, Out* y, 
 // for what two kernels did. Each thread reads back only the elements it wrote.
 __global__ void add_residual_rms_norm_kernel(float* x, const __nv_bfloat16* y, const float* weight,
                                              __nv_bfloat16* out, int dim, float eps) {
-  allow_dependent_launch();  // a decode GEMV after this one may start loading its weights
+  allow_dependent_launch();  // the next kernel may launch; it waits for this one before its reads
+  wait_for_prior_kernel();
   __shared__ float shared[32];
   float* xr = x + blockIdx.x * int64_t{dim};
   const __nv_bfloat16* yr = y + blockIdx.x * int64_t{dim};
@@ -74,11 +77,14 @@ void launch(const void* x, const float* weight, void* y, int64_t rows, int64_t d
   Out* out = static_cast<Out*>(y);
   if (dim <= 256) {
     const int64_t blocks = (rows + kWarpRowsPerBlock - 1) / kWarpRowsPerBlock;
-    rms_norm_warp_kernel<In, Out><<<static_cast<unsigned>(blocks), 32 * kWarpRowsPerBlock, 0, stream>>>(
-        in, weight, out, rows, static_cast<int>(dim), eps);
+    check_cuda(launch_dependent(rms_norm_warp_kernel<In, Out>, dim3(static_cast<unsigned>(blocks)),
+                                dim3(32 * kWarpRowsPerBlock), 0, stream, device_compute_capability(), in, weight, out,
+                                rows, static_cast<int>(dim), eps),
+               "rms_norm_warp_kernel launch");
   } else {
-    rms_norm_block_kernel<In, Out><<<static_cast<unsigned>(rows), kBlockThreads, 0, stream>>>(
-        in, weight, out, static_cast<int>(dim), eps);
+    check_cuda(launch_dependent(rms_norm_block_kernel<In, Out>, dim3(static_cast<unsigned>(rows)), dim3(kBlockThreads),
+                                0, stream, device_compute_capability(), in, weight, out, static_cast<int>(dim), eps),
+               "rms_norm_block_kernel launch");
   }
   check_launch("rms_norm");
 }
@@ -110,8 +116,10 @@ void add_residual_rms_norm(float* x, const void* y, const float* weight, void* o
     throw Error("[add_residual_rms_norm] rows=" + std::to_string(rows) + " dim=" + std::to_string(dim) +
                 " not allowed: rows in [0, 2^31), dim in [1, 2^30]");
   if (rows == 0) return;
-  add_residual_rms_norm_kernel<<<static_cast<unsigned>(rows), kBlockThreads, 0, stream>>>(
-      x, static_cast<const __nv_bfloat16*>(y), weight, static_cast<__nv_bfloat16*>(out), static_cast<int>(dim), eps);
+  check_cuda(launch_dependent(add_residual_rms_norm_kernel, dim3(static_cast<unsigned>(rows)), dim3(kBlockThreads), 0,
+                              stream, device_compute_capability(), x, static_cast<const __nv_bfloat16*>(y), weight,
+                              static_cast<__nv_bfloat16*>(out), static_cast<int>(dim), eps),
+             "add_residual_rms_norm_kernel launch");
   check_launch("add_residual_rms_norm");
 }
 

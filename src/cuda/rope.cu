@@ -4,6 +4,7 @@
 #include <cuda_bf16.h>
 
 #include "afq/cuda_ops.h"
+#include "src/cuda/dependent_launch.cuh"
 #include "src/cuda/ops_common.cuh"
 
 namespace afq::cuda {
@@ -15,6 +16,8 @@ namespace {
 __global__ void rope_kernel(const __nv_bfloat16* x, __nv_bfloat16* y, int64_t pairs, int heads, int half,
                             int64_t position, const int32_t* device_position, int64_t y_position_stride,
                             const float* inv_freq) {
+  allow_dependent_launch();  // the next kernel may launch; it waits for this one before its reads
+  wait_for_prior_kernel();
   if (device_position) {
     position = *device_position;
     y += position * y_position_stride;
@@ -43,9 +46,11 @@ void rope(const void* x, void* y, int64_t n, int heads, int head_dim, int64_t po
                 " not allowed: head_dim must be even and positive, heads positive, n and position >= 0");
   const int64_t pairs = n * heads * (head_dim / 2);
   if (pairs == 0) return;
-  rope_kernel<<<grid_for(pairs, 256), 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(x),
-                                                        static_cast<__nv_bfloat16*>(y), pairs, heads, head_dim / 2,
-                                                        position, nullptr, 0, inv_freq);
+  check_cuda(
+      launch_dependent(rope_kernel, dim3(grid_for(pairs, 256)), dim3(256), 0, stream, device_compute_capability(),
+                       static_cast<const __nv_bfloat16*>(x), static_cast<__nv_bfloat16*>(y), pairs, heads, head_dim / 2,
+                       position, nullptr, 0, inv_freq),
+      "rope_kernel launch");
   check_launch("rope");
 }
 
@@ -56,9 +61,11 @@ void rope_at(const void* x, void* y, int64_t y_position_stride, int heads, int h
                 " y_position_stride=" + std::to_string(y_position_stride) +
                 " not allowed: head_dim must be even and positive, heads positive, the stride >= 0, a position given");
   const int64_t pairs = int64_t{heads} * (head_dim / 2);
-  rope_kernel<<<grid_for(pairs, 256), 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(x),
-                                                        static_cast<__nv_bfloat16*>(y), pairs, heads, head_dim / 2,
-                                                        0, position, y_position_stride, inv_freq);
+  check_cuda(
+      launch_dependent(rope_kernel, dim3(grid_for(pairs, 256)), dim3(256), 0, stream, device_compute_capability(),
+                       static_cast<const __nv_bfloat16*>(x), static_cast<__nv_bfloat16*>(y), pairs, heads, head_dim / 2,
+                       0, position, y_position_stride, inv_freq),
+      "rope_kernel launch");
   check_launch("rope_at");
 }
 
