@@ -124,6 +124,11 @@ void rope(const void* x, void* y, int64_t n, int heads, int head_dim, int64_t po
 void rope_at(const void* x, void* y, int64_t y_position_stride, int heads, int head_dim, const int32_t* position,
              const float* inv_freq, CUstream_st* stream);
 
+// A decode step's three in one launch: rope_at(q, q, 0, ...), rope_at(k, k_cache, kv_dim, ...)
+// and store_at_position(v_cache, v, kv_dim, ...), kv_dim = kv_heads * head_dim.
+void rope_qk_store_v_at(void* q, const void* k, const void* v, void* k_cache, void* v_cache, int heads, int kv_heads,
+                        int head_dim, const int32_t* position, const float* inv_freq, CUstream_st* stream);
+
 // dst[*position * count + i] = src[i], i < count, bf16: one token's values into the KV cache.
 void store_at_position(void* dst, const void* src, int64_t count, const int32_t* position, CUstream_st* stream);
 

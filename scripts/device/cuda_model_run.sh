@@ -53,7 +53,7 @@ fi
 if has sanitize; then
   section "compute-sanitizer memcheck on ops and two models"
   compute-sanitizer --tool memcheck --error-exitcode 9 $BUILD/cuda_model_test \
-    --gtest_filter='CudaEmbedding.*:CudaRmsNorm.*:CudaRope.*:CudaStoreAtPosition.*:CudaArgmax.*:CudaElementwise.*:EveryFixture/GpuMatchesCpu.*/qwen3_qknorm:EveryFixture/GpuMatchesCpu.*/tinyshakes_5m_mlx_mixed_4_6:GpuForward.DecodeSteps*' \
+    --gtest_filter='CudaEmbedding.*:CudaRmsNorm.*:CudaRope.*:CudaRopeQkStoreV.*:CudaStoreAtPosition.*:CudaArgmax.*:CudaElementwise.*:EveryFixture/GpuMatchesCpu.*/qwen3_qknorm:EveryFixture/GpuMatchesCpu.*/tinyshakes_5m_mlx_mixed_4_6:GpuForward.DecodeSteps*' \
     >"$OUT/sanitizer.log" 2>&1
   echo "compute-sanitizer exit code $?"; grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/sanitizer.log" | head -5
   compute-sanitizer --tool memcheck --error-exitcode 9 $BUILD/cuda_model_test \

@@ -10,9 +10,25 @@
 namespace afq::cuda {
 namespace {
 
-// One thread per pair (i, i + half) of one head of one token; y may equal x. With a device
-// position (decode steps replayed from a CUDA graph) it replaces `position`, and y moves by
-// y_position_stride elements per position (the KV cache row of that position).
+// Pair (i, i + half) of row head_row (token * heads + head) of x, rotated by the angle of
+// position + token, into the same place of y (which may be x).
+__device__ __forceinline__ void rotate_pair(const __nv_bfloat16* x, __nv_bfloat16* y, int64_t p, int heads, int half,
+                                            int64_t position, const float* inv_freq) {
+  const int i = static_cast<int>(p % half);
+  const int64_t head_row = p / half;
+  const int64_t t = head_row / heads;
+  const float angle = __fmul_rn(static_cast<float>(position + t), inv_freq[i]);
+  float s, c;
+  sincosf(angle, &s, &c);
+  const int64_t base = head_row * 2 * half;
+  const float a = to_float(x[base + i]), b = to_float(x[base + i + half]);
+  y[base + i] = from_float<__nv_bfloat16>(a * c - b * s);
+  y[base + i + half] = from_float<__nv_bfloat16>(b * c + a * s);
+}
+
+// One thread per pair of one head of one token; y may equal x. With a device position (decode
+// steps replayed from a CUDA graph) it replaces `position`, and y moves by y_position_stride
+// elements per position (the KV cache row of that position).
 __global__ void rope_kernel(const __nv_bfloat16* x, __nv_bfloat16* y, int64_t pairs, int heads, int half,
                             int64_t position, const int32_t* device_position, int64_t y_position_stride,
                             const float* inv_freq) {
@@ -22,17 +38,27 @@ __global__ void rope_kernel(const __nv_bfloat16* x, __nv_bfloat16* y, int64_t pa
     position = *device_position;
     y += position * y_position_stride;
   }
-  for (int64_t p = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; p < pairs; p += int64_t{gridDim.x} * blockDim.x) {
-    const int i = static_cast<int>(p % half);
-    const int64_t head_row = p / half;  // token * heads + head
-    const int64_t t = head_row / heads;
-    const float angle = __fmul_rn(static_cast<float>(position + t), inv_freq[i]);
-    float s, c;
-    sincosf(angle, &s, &c);
-    const int64_t base = head_row * 2 * half;
-    const float a = to_float(x[base + i]), b = to_float(x[base + i + half]);
-    y[base + i] = from_float<__nv_bfloat16>(a * c - b * s);
-    y[base + i + half] = from_float<__nv_bfloat16>(b * c + a * s);
+  for (int64_t p = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; p < pairs; p += int64_t{gridDim.x} * blockDim.x)
+    rotate_pair(x, y, p, heads, half, position, inv_freq);
+}
+
+// A decode token's q rotated in place, its k rotated into the cache row of *device_position and
+// its v copied there: one thread per q pair, then per k pair, then per v element.
+__global__ void rope_qk_store_v_kernel(__nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                                       __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, int heads, int kv_heads,
+                                       int half, const int32_t* device_position, const float* inv_freq) {
+  allow_dependent_launch();
+  wait_for_prior_kernel();
+  const int64_t position = *device_position;
+  const int64_t q_pairs = int64_t{heads} * half, k_pairs = int64_t{kv_heads} * half, kv_dim = 2 * k_pairs;
+  for (int64_t p = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; p < q_pairs + k_pairs + kv_dim;
+       p += int64_t{gridDim.x} * blockDim.x) {
+    if (p < q_pairs)
+      rotate_pair(q, q, p, heads, half, position, inv_freq);
+    else if (p < q_pairs + k_pairs)
+      rotate_pair(k, k_cache + position * kv_dim, p - q_pairs, kv_heads, half, position, inv_freq);
+    else
+      v_cache[position * kv_dim + (p - q_pairs - k_pairs)] = v[p - q_pairs - k_pairs];
   }
 }
 
@@ -67,6 +93,21 @@ void rope_at(const void* x, void* y, int64_t y_position_stride, int heads, int h
                        0, position, y_position_stride, inv_freq),
       "rope_kernel launch");
   check_launch("rope_at");
+}
+
+void rope_qk_store_v_at(void* q, const void* k, const void* v, void* k_cache, void* v_cache, int heads, int kv_heads,
+                        int head_dim, const int32_t* position, const float* inv_freq, CUstream_st* stream) {
+  if (heads < 1 || kv_heads < 1 || head_dim < 2 || head_dim % 2 != 0 || !position)
+    throw Error("[rope_qk_store_v_at] heads=" + std::to_string(heads) + " kv_heads=" + std::to_string(kv_heads) +
+                " head_dim=" + std::to_string(head_dim) +
+                " not allowed: head_dim must be even and positive, heads positive, a position given");
+  const int64_t threads = int64_t{heads + 3 * kv_heads} * (head_dim / 2);  // q pairs, k pairs, v elements
+  check_cuda(launch_dependent(rope_qk_store_v_kernel, dim3(grid_for(threads, 256)), dim3(256), 0, stream,
+                              device_compute_capability(), static_cast<__nv_bfloat16*>(q),
+                              static_cast<const __nv_bfloat16*>(k), static_cast<const __nv_bfloat16*>(v),
+                              static_cast<__nv_bfloat16*>(k_cache), static_cast<__nv_bfloat16*>(v_cache), heads,
+                              kv_heads, head_dim / 2, position, inv_freq),
+             "rope_qk_store_v_kernel launch");
 }
 
 }  // namespace afq::cuda

@@ -469,9 +469,8 @@ void CudaLlama::layer_forward(int l, int64_t rows, int64_t position, const int32
   auto* v_layer = v_cache_.as<uint16_t>() + layer_offset;
   const float* inv_freq = inv_freq_.as<float>();
   if (device_position) {
-    cuda::rope_at(q, q, 0, c.num_heads, c.head_dim, device_position, inv_freq, s);
-    cuda::rope_at(k, k_layer, kvd_, c.num_kv_heads, c.head_dim, device_position, inv_freq, s);
-    cuda::store_at_position(v_layer, v, kvd_, device_position, s);
+    cuda::rope_qk_store_v_at(q, k, v, k_layer, v_layer, c.num_heads, c.num_kv_heads, c.head_dim, device_position,
+                             inv_freq, s);
   } else {
     cuda::rope(q, q, rows, c.num_heads, c.head_dim, position, inv_freq, s);
     cuda::rope(k, k_layer + position * kvd_, rows, c.num_kv_heads, c.head_dim, position, inv_freq, s);

@@ -258,6 +258,36 @@ TEST(CudaStoreAtPosition, CopiesOneRowToThePositionOnTheDevice) {
   }
 }
 
+// The fused decode-step op writes exactly what its three parts write (the parts are checked
+// against references above): q in place, k rotated and v copied into the cache row, nothing else.
+TEST(CudaRopeQkStoreV, EqualsRopeAtTwiceAndStoreAtPosition) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(9);
+  ModelConfig c;
+  c.head_dim = 64;
+  c.rope_theta = 10000.f;
+  const std::vector<float> inv = rope_inv_freq(c);
+  DeviceArray<float> d_inv(inv);
+  const int heads = 6, kv_heads = 2, head_dim = 64, rows = 5;
+  const int64_t q_size = int64_t{heads} * head_dim, kv_dim = int64_t{kv_heads} * head_dim;
+  const auto q = random_bf16(q_size, rng), k = random_bf16(kv_dim, rng), v = random_bf16(kv_dim, rng);
+  for (int32_t position : {0, 3}) {
+    DeviceArray<int32_t> d_at(std::vector<int32_t>{position});
+    DeviceArray<uint16_t> q_parts(q), k_parts(k), v_parts(v), k_cache_parts(rows * kv_dim),
+        v_cache_parts(rows * kv_dim);
+    rope_at(q_parts.get(), q_parts.get(), 0, heads, head_dim, d_at.get(), d_inv.get(), nullptr);
+    rope_at(k_parts.get(), k_cache_parts.get(), kv_dim, kv_heads, head_dim, d_at.get(), d_inv.get(), nullptr);
+    store_at_position(v_cache_parts.get(), v_parts.get(), kv_dim, d_at.get(), nullptr);
+    DeviceArray<uint16_t> q_fused(q), k_fused(k), v_fused(v), k_cache(rows * kv_dim), v_cache(rows * kv_dim);
+    rope_qk_store_v_at(q_fused.get(), k_fused.get(), v_fused.get(), k_cache.get(), v_cache.get(), heads, kv_heads,
+                       head_dim, d_at.get(), d_inv.get(), nullptr);
+    EXPECT_EQ(q_fused.host(), q_parts.host()) << "position " << position;
+    EXPECT_EQ(k_cache.host(), k_cache_parts.host()) << "position " << position;
+    EXPECT_EQ(v_cache.host(), v_cache_parts.host()) << "position " << position;
+    EXPECT_EQ(k_fused.host(), k) << "k itself is left as it was";
+  }
+}
+
 struct AttentionCase {
   int64_t n, position;
   int heads, kv_heads, head_dim, window;
