@@ -56,6 +56,11 @@ void affine_dequantize(const uint32_t* weight, const void* scales, const void* b
                        int64_t k, int group_size, int bits, DType scale_dtype, DType out_dtype,
                        CUstream_st* stream = nullptr);
 
+// afq::quantize computed on the device, for quantizing on load: host tensor in, host
+// QuantizedWeight out (uploads, runs, waits, downloads), bit-exact with the CPU's. A weight the
+// CPU rejects (shape, dtype, NaN or Inf) gets the CPU's error.
+QuantizedWeight quantize(const Tensor& w, int bits, int group_size, QuantMethod method);
+
 // Host tensors in and out (uploads, runs, waits, downloads): for tests and one-off use.
 // x is BF16 or F16 of shape [..., K]; y has x's dtype and leading shape, and N.
 Tensor affine_qmm_t(const Tensor& x, const QuantizedWeight& w, const Tensor* bias = nullptr);

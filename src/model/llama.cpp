@@ -15,6 +15,10 @@
 #include "afq/safetensors.h"
 #include "src/model/llama_layers.h"
 
+#ifdef AFQ_HAVE_CUDA
+#include "afq/cuda.h"
+#endif
+
 namespace afq {
 
 namespace fs = std::filesystem;
@@ -346,6 +350,15 @@ Model Model::load(const fs::path& dir, const LoadOptions& options) {
 
   Model model(std::move(impl));
   // Quantize on load: one walk over the named linear layers (lm_head stays float, as transformers).
+  // For the GPU the device computes it, with the same bytes as the CPU's (afq::cuda::quantize).
+  auto quantize_on_load = [&options](const Tensor& weight, const QuantizeOnLoad& spec) {
+#ifdef AFQ_HAVE_CUDA
+    // (Without a device the CPU quantizes, and the upload below says that there is none.)
+    if (options.device == Device::Cuda && cuda::cuda_available())
+      return cuda::quantize(weight, spec.bits, spec.group_size, spec.method);
+#endif
+    return quantize(weight, spec.bits, spec.group_size, spec.method);
+  };
   if (options.quantize) {
     const QuantizeOnLoad& spec = *options.quantize;
     auto quantizes = [&](const Linear& linear) {
@@ -357,7 +370,7 @@ Model Model::load(const fs::path& dir, const LoadOptions& options) {
     model.for_each_linear([&](Linear& linear) {
       if (!quantizes(linear)) return;
       try {
-        linear.quantized = quantize(linear.weight, spec.bits, spec.group_size, spec.method);
+        linear.quantized = quantize_on_load(linear.weight, spec);
       } catch (const Error& e) {
         throw Error(dir.string() + ": " + linear.name + ".weight: " + e.what());
       }
