@@ -38,6 +38,9 @@ struct QuantizedWeight {
 
   int64_t rows() const { return weight.dim(0); }                    // N
   int64_t cols() const { return weight.dim(1) * 32 / bits; }        // K
+
+  // All zeros, shaped for an [n, k] weight (k a multiple of group_size), scales in scale_dtype.
+  static QuantizedWeight zeros(int64_t n, int64_t k, int bits, int group_size, DType scale_dtype);
 };
 
 // Checks that the three tensors agree with each other and with bits / group_size; `name` (a

@@ -31,6 +31,7 @@
 #include "afq/error.h"
 #include "src/cuda/dependent_launch.cuh"
 #include "src/cuda/dequant.cuh"
+#include "src/cuda/ops_common.cuh"
 #include "src/cuda/ptx.cuh"
 #include "src/cuda/qmm.h"
 #include "src/cuda/static_for.cuh"
@@ -305,9 +306,7 @@ __global__ void __launch_bounds__(kQmvInt8Warps * 32, 1) qmv_int8_kernel(const Q
     for (int i = 0; i < RowsOfX; ++i)
 #pragma unroll
       for (int r = 0; r < R; ++r) {
-        float v = acc[i][r];
-#pragma unroll
-        for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xFFFFFFFFu, v, offset);
+        const float v = warp_sum(acc[i][r]);
         acc[i][r] = 0.f;
         if (lane == i * R + r) sum = v;
       }

@@ -8,34 +8,14 @@
 #include <cuda_runtime.h>
 
 #include <memory>
-#include <type_traits>
 
 #include "afq/cuda.h"
 #include "afq/error.h"
+#include "src/cuda/ops_common.cuh"
 #include "src/cuda/qmm.h"
 
 namespace afq::cuda {
 namespace {
-
-template <class T>
-__device__ __forceinline__ float widen(T v) {
-  if constexpr (std::is_same_v<T, float>)
-    return v;
-  else if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __bfloat162float(v);
-  else
-    return __half2float(v);
-}
-
-template <class T>
-__device__ __forceinline__ T narrow(float v) {
-  if constexpr (std::is_same_v<T, float>)
-    return v;
-  else if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __float2bfloat16_rn(v);
-  else
-    return __float2half_rn(v);
-}
 
 __device__ __forceinline__ float larger(float a, float b) { return a < b ? b : a; }  // std::max
 
@@ -45,10 +25,10 @@ __global__ void quantize_kernel(const T* w, uint32_t* words, T* scales, T* biase
   const int64_t g = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   if (g >= groups) return;
   const T* v = w + g * group_size;
-  float lo = widen(v[0]), hi = lo;
+  float lo = to_float(v[0]), hi = lo;
   bool finite = true;
   for (int i = 0; i < group_size; ++i) {
-    const float x = widen(v[i]);
+    const float x = to_float(v[i]);
     finite &= fabsf(x) <= 3.402823466e38f;  // false for NaN too
     lo = x < lo ? x : lo;                   // std::min(lo, x): the first of equal values stays
     hi = hi < x ? x : hi;                   // std::max(hi, x)
@@ -85,7 +65,7 @@ __global__ void quantize_kernel(const T* w, uint32_t* words, T* scales, T* biase
   uint64_t acc = 0;
   int filled = 0, word = 0;
   for (int i = 0; i < group_size; ++i) {
-    const float x = fminf(fmaxf(__fdiv_rn(__fsub_rn(widen(v[i]), bias), scale), -1.0f), n + 1.0f);
+    const float x = fminf(fmaxf(__fdiv_rn(__fsub_rn(to_float(v[i]), bias), scale), -1.0f), n + 1.0f);
     const uint32_t q = static_cast<uint32_t>(fminf(fmaxf(rintf(x), 0.0f), n));
     acc |= uint64_t{q} << filled;
     filled += bits;
@@ -95,8 +75,8 @@ __global__ void quantize_kernel(const T* w, uint32_t* words, T* scales, T* biase
       filled -= 32;
     }
   }
-  scales[g] = narrow<T>(scale);
-  biases[g] = narrow<T>(bias);
+  scales[g] = from_float<T>(scale);
+  biases[g] = from_float<T>(bias);
 }
 
 struct DeviceBytes {
@@ -144,12 +124,7 @@ QuantizedWeight quantize(const Tensor& w, int bits, int group_size, QuantMethod 
       w.dim(1) % group_size != 0 || w.dim(0) * w.dim(1) / group_size >= (int64_t{1} << 31) * 256)
     return afq::quantize(w, bits, group_size, method);
   const int64_t n = w.dim(0), k = w.dim(1);
-  QuantizedWeight out;
-  out.bits = bits;
-  out.group_size = group_size;
-  out.weight = Tensor::zeros(DType::U32, {n, k * bits / 32});
-  out.scales = Tensor::zeros(w.dtype(), {n, k / group_size});
-  out.biases = Tensor::zeros(w.dtype(), {n, k / group_size});
+  QuantizedWeight out = QuantizedWeight::zeros(n, k, bits, group_size, w.dtype());
   if (n == 0) return out;
   bool done = false;
   if (w.dtype() == DType::BF16)

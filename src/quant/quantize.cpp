@@ -126,6 +126,16 @@ void quantize_rows(const Tensor& w, int64_t row_begin, int64_t row_end, int bits
 
 }  // namespace
 
+QuantizedWeight QuantizedWeight::zeros(int64_t n, int64_t k, int bits, int group_size, DType scale_dtype) {
+  QuantizedWeight w;
+  w.bits = bits;
+  w.group_size = group_size;
+  w.weight = Tensor::zeros(DType::U32, {n, k * bits / 32});
+  w.scales = Tensor::zeros(scale_dtype, {n, k / group_size});
+  w.biases = Tensor::zeros(scale_dtype, {n, k / group_size});
+  return w;
+}
+
 QuantizedWeight quantize(const Tensor& w, int bits, int group_size, QuantMethod method) {
   check_bits(bits);
   check_group_size(group_size);
@@ -138,12 +148,7 @@ QuantizedWeight quantize(const Tensor& w, int bits, int group_size, QuantMethod 
     throw Error("[quantize] the last dimension " + std::to_string(k) + " is not a multiple of the group size " +
                 std::to_string(group_size));
 
-  QuantizedWeight out;
-  out.bits = bits;
-  out.group_size = group_size;
-  out.weight = Tensor::zeros(DType::U32, {n, k * bits / 32});
-  out.scales = Tensor::zeros(w.dtype(), {n, k / group_size});
-  out.biases = Tensor::zeros(w.dtype(), {n, k / group_size});
+  QuantizedWeight out = QuantizedWeight::zeros(n, k, bits, group_size, w.dtype());
 
   // Rows are independent: large weights are split over the cores.
   const int64_t work = n * k;
