@@ -12,4 +12,23 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// What the GPU refused rather than the input: no device or no CUDA build, too little device
+// memory, a failed CUDA call. `--device auto` falls back to the CPU on these alone.
+class DeviceError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Rethrows the exception being handled (an Error) with `context` before its message, keeping
+// its type. Call only inside a catch block.
+[[noreturn]] inline void rethrow_with_context(const std::string& context) {
+  try {
+    throw;
+  } catch (const DeviceError& e) {
+    throw DeviceError(context + e.what());
+  } catch (const Error& e) {
+    throw Error(context + e.what());
+  }
+}
+
 }  // namespace afq

@@ -16,8 +16,8 @@ namespace afq::cuda {
 
 void check_cuda(cudaError_t status, const char* what) {
   if (status != cudaSuccess)
-    throw Error(std::string("[cuda] ") + what + " failed: " + cudaGetErrorName(status) + " (" +
-                cudaGetErrorString(status) + ")");
+    throw DeviceError(std::string("[cuda] ") + what + " failed: " + cudaGetErrorName(status) + " (" +
+                      cudaGetErrorString(status) + ")");
 }
 
 bool cuda_available() {

@@ -43,14 +43,14 @@ void Graph::capture(CUstream_st* stream, const std::function<void()>& record) {
   if (ended != cudaSuccess) {
     if (graph) cudaGraphDestroy(graph);
     (void)cudaGetLastError();
-    throw Error(std::string("[cuda] capturing a CUDA graph failed: ") + cudaGetErrorString(ended));
+    throw DeviceError(std::string("[cuda] capturing a CUDA graph failed: ") + cudaGetErrorString(ended));
   }
   const cudaError_t made = cudaGraphInstantiate(&exec_, graph, 0);
   cudaGraphDestroy(graph);
   if (made != cudaSuccess) {
     exec_ = nullptr;
     (void)cudaGetLastError();
-    throw Error(std::string("[cuda] instantiating a CUDA graph failed: ") + cudaGetErrorString(made));
+    throw DeviceError(std::string("[cuda] instantiating a CUDA graph failed: ") + cudaGetErrorString(made));
   }
 }
 

@@ -27,8 +27,9 @@ DeviceBuffer::DeviceBuffer(size_t bytes, const char* what) : bytes_(bytes) {
   if (status != cudaSuccess) {
     (void)cudaGetLastError();
     const MemoryInfo info = memory_info();
-    throw Error(std::string("[cuda] cannot allocate ") + gib(bytes) + " for the " + what + ": " +
-                cudaGetErrorString(status) + " (" + gib(info.free_bytes) + " of " + gib(info.total_bytes) + " free)");
+    throw DeviceError(std::string("[cuda] cannot allocate ") + gib(bytes) + " for the " + what + ": " +
+                      cudaGetErrorString(status) + " (" + gib(info.free_bytes) + " of " + gib(info.total_bytes) +
+                      " free)");
   }
 }
 

@@ -22,7 +22,8 @@ constexpr int64_t kSliceBytes = int64_t{64} << 20;
 
 void check_cublas(cublasStatus_t status, const char* what) {
   if (status != CUBLAS_STATUS_SUCCESS)
-    throw Error(std::string("[cuda] ") + what + " failed: cuBLAS status " + std::to_string(static_cast<int>(status)));
+    throw DeviceError(std::string("[cuda] ") + what + " failed: cuBLAS status " +
+                      std::to_string(static_cast<int>(status)));
 }
 
 // One cuBLAS handle per host thread and device, created on first use (creation is costly; a

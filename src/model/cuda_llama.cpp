@@ -34,7 +34,7 @@ namespace afq::model_detail {
 std::unique_ptr<DeviceForward> make_cuda_forward(const HostWeights&, int, bool,
                                                  const std::function<void(const std::string&)>&,
                                                  const std::function<void(size_t, size_t, const std::string&)>&) {
-  throw Error("--device cuda: this build of afq has no CUDA (configure with nvcc present and -DAFQ_CUDA=ON)");
+  throw DeviceError("--device cuda: this build of afq has no CUDA (configure with nvcc present and -DAFQ_CUDA=ON)");
 }
 
 #else
@@ -274,8 +274,8 @@ DeviceLinear CudaLlama::upload_linear(const Linear& l) {
   if (l.quantized) {
     try {
       d.quantized = cuda::DeviceQuantizedWeight::upload(*l.quantized);
-    } catch (const Error& e) {
-      throw Error(l.name + ": " + e.what());
+    } catch (const Error&) {
+      rethrow_with_context(l.name + ": ");
     }
     allocated_ += quantized_bytes(*l.quantized);
   } else {
@@ -319,11 +319,11 @@ CudaLlama::CudaLlama(const HostWeights& w, int max_context, bool graphs,
   const MemoryPlan need = plan(w);
   const cuda::MemoryInfo memory = cuda::memory_info();
   if (need.total() + kReservedBytes > memory.free_bytes)
-    throw Error("--device cuda: the model needs " + gib(need.total()) + " of device memory (weights " +
-                gib(need.weights) + ", KV cache " + gib(need.kv_cache) + " for " + std::to_string(max_ctx_) +
-                " tokens, activations " + gib(need.activations) + ") plus " + gib(kReservedBytes) +
-                " kept free, and the device has " + gib(memory.free_bytes) + " free of " +
-                gib(memory.total_bytes) + ": lower --max-context, or quantize with fewer --bits");
+    throw DeviceError("--device cuda: the model needs " + gib(need.total()) + " of device memory (weights " +
+                      gib(need.weights) + ", KV cache " + gib(need.kv_cache) + " for " + std::to_string(max_ctx_) +
+                      " tokens, activations " + gib(need.activations) + ") plus " + gib(kReservedBytes) +
+                      " kept free, and the device has " + gib(memory.free_bytes) + " free of " +
+                      gib(memory.total_bytes) + ": lower --max-context, or quantize with fewer --bits");
 
   // Weights.
   if (w.embed_q) {
@@ -628,7 +628,7 @@ int32_t CudaLlama::forward_argmax(const int32_t* tokens, int64_t n, int64_t posi
 std::unique_ptr<DeviceForward> make_cuda_forward(
     const HostWeights& weights, int max_context, bool graphs, const std::function<void(const std::string&)>& notice,
     const std::function<void(size_t, size_t, const std::string&)>& progress) {
-  if (!cuda::cuda_available()) throw Error("--device cuda: no CUDA device is available");
+  if (!cuda::cuda_available()) throw DeviceError("--device cuda: no CUDA device is available");
   const char* env = std::getenv("AFQ_CUDA_GRAPHS");
   if (env && std::string(env) == "0") graphs = false;
   return std::make_unique<CudaLlama>(weights, max_context, graphs, notice, progress);

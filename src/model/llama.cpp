@@ -371,8 +371,8 @@ Model Model::load(const fs::path& dir, const LoadOptions& options) {
       if (!quantizes(linear)) return;
       try {
         linear.quantized = quantize_on_load(linear.weight, spec);
-      } catch (const Error& e) {
-        throw Error(dir.string() + ": " + linear.name + ".weight: " + e.what());
+      } catch (const Error&) {
+        rethrow_with_context(dir.string() + ": " + linear.name + ".weight: ");
       }
       linear.weight = Tensor();
       ++replaced;

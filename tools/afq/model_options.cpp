@@ -60,11 +60,9 @@ Model load_model(const ModelArgs& a) {
   if (!automatic || options.device == Device::Cpu) return Model::load(model_dir(a), options);
   try {
     return Model::load(model_dir(a), options);
-  } catch (const Error& e) {
-    const std::string message = e.what();
+  } catch (const DeviceError& e) {
     // Only what the GPU refused (no room, no usable device); a bad checkpoint fails on the CPU too.
-    if (message.find("--device cuda") == std::string::npos && message.find("[cuda]") == std::string::npos) throw;
-    options.notice("the GPU cannot take this model (" + message + "); running on the CPU");
+    options.notice("the GPU cannot take this model (" + std::string(e.what()) + "); running on the CPU");
     options.device = Device::Cpu;
     return Model::load(model_dir(a), options);
   }
