@@ -16,8 +16,8 @@
 //
 // Work split: a team of `splits` warps (1, 2 or 4) owns R consecutive rows of W (a tile); each
 // warp of it takes a contiguous share of the K stages, where lane l takes the 16-byte chunks l,
-// l + 32, ... of each row (a stage is one chunk per lane per row). Splitting K only pays where
-// the tiles alone would leave warps idle (N = 4096: one block of 8 warps per multiprocessor).
+// l + 32, ... of each row (a stage is one chunk per lane per row). K is split where the tiles
+// alone would leave warps idle (N = 4096: 1024 tiles for 132 x 16 resident warps).
 // The grid is as many blocks as stay resident; teams stride over the tiles, so the ring keeps
 // loading across tile boundaries. Each lane reads back only what it copied: the loop has no
 // barrier but the team's, once per tile, to add its warps' sums.
@@ -42,8 +42,8 @@ namespace afq::cuda {
 // quantizes x, so one per multiprocessor does it once there.
 inline constexpr int kQmvInt8Warps = 16;
 // Ring slots per warp (stages in flight + the one in use) and rows of W per warp tile (a stage
-// is R x 512 bytes). Measured on the H200: 2 rows with 8 slots (the same shared memory, more
-// loads in flight per multiprocessor) was 10-40% slower than 4 with 4: the x digits read from
+// is R x 512 bytes). Measured on the H200 (blocks of 8 warps then): 2 rows with 8 slots (the
+// same shared memory, more loads in flight) was 10-40% slower than 4 with 4: the x digits read from
 // shared memory are shared by fewer rows, and the limit is issue, not bytes in flight.
 inline constexpr int kQmvInt8Stages = 4;
 inline constexpr int kQmvInt8Rows = 4;
