@@ -50,8 +50,8 @@ inline constexpr int kQmvInt8Rows = 4;
 
 template <int Bits>
 struct QmvInt8Shape {
-  static constexpr int kChunkElems = 128 / Bits;       // a lane's 16 bytes of one row
-  static constexpr int kParts = kChunkElems / 16;      // 16-byte pieces of one digit per chunk
+  static constexpr int kChunkElems = 128 / Bits;          // a lane's 16 bytes of one row
+  static constexpr int kParts = kChunkElems / 16;         // 16-byte pieces of one digit per chunk
   static constexpr int kLanesPerChunk = kChunkElems / 8;  // quantizing: 8 elements per thread
 };
 
@@ -80,8 +80,10 @@ __device__ __forceinline__ void named_barrier(int id, int threads) {
 // A scale or bias (BF16 or F16) as float: both are the top or the whole of a 16-bit pattern.
 template <class ScaleT>
 __device__ __forceinline__ float scale_to_float(unsigned short u) {
-  if constexpr (std::is_same_v<ScaleT, __nv_bfloat16>) return __uint_as_float(uint32_t{u} << 16);
-  else return __half2float(__ushort_as_half(u));
+  if constexpr (std::is_same_v<ScaleT, __nv_bfloat16>)
+    return __uint_as_float(uint32_t{u} << 16);
+  else
+    return __half2float(__ushort_as_half(u));
 }
 
 // acc + dot of four unsigned bytes of a with four signed bytes of b.
@@ -107,73 +109,75 @@ __device__ void quantize_x_rows(const QmmProblem& p, int64_t m0, int rows, unsig
     unsigned char* hi_row = digits + i * 2 * k;
     unsigned char* lo_row = hi_row + k;
     for (int base = 0; base < pieces; base += kBatch * threads) {
-    uint4 raw[kBatch];
+      uint4 raw[kBatch];
 #pragma unroll
-    for (int u = 0; u < kBatch; ++u) {
-      const int piece = base + u * threads + static_cast<int>(threadIdx.x);
-      raw[u] = make_uint4(0, 0, 0, 0);
-      if (piece < pieces && i < rows) raw[u] = __ldg(x + piece);
-    }
-#pragma unroll
-    for (int u = 0; u < kBatch; ++u) {
-      // Every lane runs the shuffles (the trip count is the same for the whole block).
-      const int at = base + u * threads + static_cast<int>(threadIdx.x);
-      const bool active = at < pieces;
-      const uint32_t w[4] = {raw[u].x, raw[u].y, raw[u].z, raw[u].w};
-      float v[8];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const float2 f = Pair<T>::to_float2(w[j]);
-        v[2 * j] = f.x;
-        v[2 * j + 1] = f.y;
-      }
-      float amax = 0.f, sum = 0.f;
-#pragma unroll
-      for (int e = 0; e < 8; ++e) amax = fmaxf(amax, fabsf(v[e])), sum += v[e];
-      amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, 1));
-      amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, 2));
-      const float dx = amax * (1.f / 127.f), inv = amax > 0.f ? 127.f / amax : 0.f;
-      // Rounding through 1.5 * 2^23: t = r + that holds round(r) in its low bits (two's
-      // complement, |r| < 2^22), so one add rounds and gives the byte, and t - 1.5 * 2^23 is the
-      // rounded value as float. |r| <= 127, so high is in [-127, 127] and low in [-64, 64].
-      constexpr float kRound = 12582912.f;
-      uint32_t hi[8], lo[8];
-      float residual = 0.f;  // 128 * sum (r - high - low / 128): what the digits leave out
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        const float r = v[e] * inv;
-        const float th = r + kRound, d = (r - (th - kRound)) * 128.f;
-        const float tl = d + kRound;
-        hi[e] = __float_as_uint(th);
-        lo[e] = __float_as_uint(tl);
-        residual += d - (tl - kRound);
+      for (int u = 0; u < kBatch; ++u) {
+        const int piece = base + u * threads + static_cast<int>(threadIdx.x);
+        raw[u] = make_uint4(0, 0, 0, 0);
+        if (piece < pieces && i < rows) raw[u] = __ldg(x + piece);
       }
 #pragma unroll
-      for (int offset = 1; offset < S::kLanesPerChunk; offset *= 2) {
-        sum += __shfl_xor_sync(0xFFFFFFFFu, sum, offset);
-        residual += __shfl_xor_sync(0xFFFFFFFFu, residual, offset);
+      for (int u = 0; u < kBatch; ++u) {
+        // Every lane runs the shuffles (the trip count is the same for the whole block).
+        const int at = base + u * threads + static_cast<int>(threadIdx.x);
+        const bool active = at < pieces;
+        const uint32_t w[4] = {raw[u].x, raw[u].y, raw[u].z, raw[u].w};
+        float v[8];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const float2 f = Pair<T>::to_float2(w[j]);
+          v[2 * j] = f.x;
+          v[2 * j + 1] = f.y;
+        }
+        float amax = 0.f, sum = 0.f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) amax = fmaxf(amax, fabsf(v[e])), sum += v[e];
+        amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, 1));
+        amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, 2));
+        const float dx = amax * (1.f / 127.f), inv = amax > 0.f ? 127.f / amax : 0.f;
+        // Rounding through 1.5 * 2^23: t = r + that holds round(r) in its low bits (two's
+        // complement, |r| < 2^22), so one add rounds and gives the byte, and t - 1.5 * 2^23 is the
+        // rounded value as float. |r| <= 127, so high is in [-127, 127] and low in [-64, 64].
+        constexpr float kRound = 12582912.f;
+        uint32_t hi[8], lo[8];
+        float residual = 0.f;  // 128 * sum (r - high - low / 128): what the digits leave out
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const float r = v[e] * inv;
+          const float th = r + kRound, d = (r - (th - kRound)) * 128.f;
+          const float tl = d + kRound;
+          hi[e] = __float_as_uint(th);
+          lo[e] = __float_as_uint(tl);
+          residual += d - (tl - kRound);
+        }
+#pragma unroll
+        for (int offset = 1; offset < S::kLanesPerChunk; offset *= 2) {
+          sum += __shfl_xor_sync(0xFFFFFFFFu, sum, offset);
+          residual += __shfl_xor_sync(0xFFFFFFFFu, residual, offset);
+        }
+        if (!active) continue;
+        // The low bytes of four words as one word (three byte permutes).
+        auto pack = [](uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
+          return __byte_perm(__byte_perm(a, b, 0x0040), __byte_perm(c, d, 0x0040), 0x5410);
+        };
+        uint2 hi8, lo8;
+        if constexpr (Bits == 4) {
+          hi8 = make_uint2(pack(hi[0], hi[2], hi[4], hi[6]), pack(hi[1], hi[3], hi[5], hi[7]));
+          lo8 = make_uint2(pack(lo[0], lo[2], lo[4], lo[6]), pack(lo[1], lo[3], lo[5], lo[7]));
+        } else {
+          hi8 = make_uint2(pack(hi[0], hi[1], hi[2], hi[3]), pack(hi[4], hi[5], hi[6], hi[7]));
+          lo8 = make_uint2(pack(lo[0], lo[1], lo[2], lo[3]), pack(lo[4], lo[5], lo[6], lo[7]));
+        }
+        // Piece `at` of its row: chunk at / (E/8); within it, part (q / 2) and half (q % 2).
+        const int chunk = at / S::kLanesPerChunk, q = at % S::kLanesPerChunk;
+        const int offset = ((q / 2) * chunks + chunk) * 16 + (q % 2) * 8;
+        *reinterpret_cast<uint2*>(hi_row + offset) = hi8;
+        *reinterpret_cast<uint2*>(lo_row + offset) = lo8;
+        // c (S - X) = c * dx * sum (r - high - low / 128), up to the rounding of dx * (1 / dx).
+        if (q == 0)
+          params[i * chunks + chunk] =
+              make_float4(dx * (1.f / 128.f), kMiddle * dx * residual * (1.f / 128.f), sum, 0.f);
       }
-      if (!active) continue;
-      // The low bytes of four words as one word (three byte permutes).
-      auto pack = [](uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
-        return __byte_perm(__byte_perm(a, b, 0x0040), __byte_perm(c, d, 0x0040), 0x5410);
-      };
-      uint2 hi8, lo8;
-      if constexpr (Bits == 4) {
-        hi8 = make_uint2(pack(hi[0], hi[2], hi[4], hi[6]), pack(hi[1], hi[3], hi[5], hi[7]));
-        lo8 = make_uint2(pack(lo[0], lo[2], lo[4], lo[6]), pack(lo[1], lo[3], lo[5], lo[7]));
-      } else {
-        hi8 = make_uint2(pack(hi[0], hi[1], hi[2], hi[3]), pack(hi[4], hi[5], hi[6], hi[7]));
-        lo8 = make_uint2(pack(lo[0], lo[1], lo[2], lo[3]), pack(lo[4], lo[5], lo[6], lo[7]));
-      }
-      // Piece `at` of its row: chunk at / (E/8); within it, part (q / 2) and half (q % 2).
-      const int chunk = at / S::kLanesPerChunk, q = at % S::kLanesPerChunk;
-      const int offset = ((q / 2) * chunks + chunk) * 16 + (q % 2) * 8;
-      *reinterpret_cast<uint2*>(hi_row + offset) = hi8;
-      *reinterpret_cast<uint2*>(lo_row + offset) = lo8;
-      // c (S - X) = c * dx * sum (r - high - low / 128), up to the rounding of dx * (1 / dx).
-      if (q == 0) params[i * chunks + chunk] = make_float4(dx * (1.f / 128.f), kMiddle * dx * residual * (1.f / 128.f), sum, 0.f);
-    }
     }
   }
 }
@@ -345,7 +349,8 @@ template <int Bits>
 bool qmv_int8_fits(const QmmProblem& p, const DeviceInfo& device) {
   if (p.scale_dtype != DType::BF16 && p.scale_dtype != DType::F16) return false;
   if (p.n > (int64_t{1} << 30) || p.k * kQmvInt8Rows * Bits / 32 * 2 > (int64_t{1} << 31)) return false;
-  return p.m <= 2 && qmv_int8_shared_bytes<Bits>(p.k, static_cast<int>(p.m)) <= static_cast<size_t>(device.shared_bytes_per_block);
+  return p.m <= 2 &&
+         qmv_int8_shared_bytes<Bits>(p.k, static_cast<int>(p.m)) <= static_cast<size_t>(device.shared_bytes_per_block);
 }
 
 template <class T, class ScaleT, int Bits, int RowsOfX>
@@ -359,9 +364,9 @@ void launch_qmv_int8(const QmmProblem& p) {
   const int64_t tiles = (p.n + kQmvInt8Rows - 1) / kQmvInt8Rows;
   const int64_t stages = (p.k / QmvInt8Shape<Bits>::kChunkElems + 31) / 32;
   const int64_t x_blocks = (p.m + RowsOfX - 1) / RowsOfX;
-  // Warps that stay resident (per block of x rows); K split in two or four where the tiles
-  // leave half of them idle (each share keeps at least two stages).
-  // One block per multiprocessor: 512 threads of up to 128 registers fill the register file.
+  // Warps that stay resident (per block of x rows): one block per multiprocessor, since 512
+  // threads of up to 128 registers fill the register file. K is split in two or four where the
+  // tiles leave half of those warps idle (each share keeps at least two stages).
   const int64_t blocks_resident = std::max<int64_t>(1, device.multiprocessors / x_blocks);
   const int64_t warps_resident = blocks_resident * kQmvInt8Warps;
   int splits = 1;
@@ -371,11 +376,12 @@ void launch_qmv_int8(const QmmProblem& p) {
   const int64_t tiles_per_team = (tiles + teams_resident - 1) / teams_resident;
   const int64_t teams = (tiles + tiles_per_team - 1) / tiles_per_team;
   const int64_t teams_per_block = kQmvInt8Warps / splits;
-  const dim3 grid(static_cast<unsigned>((teams + teams_per_block - 1) / teams_per_block), static_cast<unsigned>(x_blocks));
+  const dim3 grid(static_cast<unsigned>((teams + teams_per_block - 1) / teams_per_block),
+                  static_cast<unsigned>(x_blocks));
   if (x_blocks > 65535) throw Error("[affine_qmm_t] problem too large for qmv_int8: " + describe(p));
-  check_cuda(launch_dependent(kernel, grid, dim3(kQmvInt8Warps * 32), shared, p.stream, device.compute_capability, p,
-                              splits),
-             "qmv_int8 launch");
+  check_cuda(
+      launch_dependent(kernel, grid, dim3(kQmvInt8Warps * 32), shared, p.stream, device.compute_capability, p, splits),
+      "qmv_int8 launch");
 }
 
 template <int Bits>
