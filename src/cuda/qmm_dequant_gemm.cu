@@ -12,6 +12,7 @@
 #include "afq/error.h"
 #include "src/cuda/dequant.cuh"
 #include "src/cuda/qmm.h"
+#include "src/cuda/stream_scratch.h"
 
 namespace afq::cuda {
 namespace {
@@ -49,9 +50,8 @@ void qmm_dequant_gemm(const QmmProblem& p) {
   const bool bf16 = p.x_dtype == DType::BF16;
   const cudaDataType_t type = bf16 ? CUDA_R_16BF : CUDA_R_16F;
   const int64_t slice_rows = std::clamp<int64_t>(kSliceBytes / (2 * p.k) / 128 * 128, 128, p.n);
-  void* slice = nullptr;
-  check_cuda(cudaMallocAsync(&slice, static_cast<size_t>(slice_rows * p.k * 2), p.stream),
-             "cudaMallocAsync of the dequantized weight slice");
+  void* slice =
+      stream_scratch_alloc(static_cast<size_t>(slice_rows * p.k * 2), p.stream, "the dequantized weight slice");
   cublasHandle_t handle = cublas_handle();
   check_cublas(cublasSetStream(handle, p.stream), "cublasSetStream");
   const int64_t words_per_row = p.k * p.bits / 32, groups_per_row = p.k / p.group_size;
@@ -70,7 +70,7 @@ void qmm_dequant_gemm(const QmmProblem& p) {
                               static_cast<int>(p.n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                  "cublasGemmEx");
   }
-  check_cuda(cudaFreeAsync(slice, p.stream), "cudaFreeAsync of the dequantized weight slice");
+  stream_scratch_free(slice, p.stream, "the dequantized weight slice");
   if (p.bias) {
     const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((p.m * p.n + 255) / 256, 4096));
     if (bf16) {

@@ -34,6 +34,7 @@
 #include "src/cuda/ptx.cuh"
 #include "src/cuda/qmm.h"
 #include "src/cuda/static_for.cuh"
+#include "src/cuda/stream_scratch.h"
 
 namespace afq::cuda {
 
@@ -383,10 +384,9 @@ void launch_qmv_mma(const QmmProblem& problem) {
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(splits));
   if (tiles > 2147483647) throw Error("[affine_qmm_t] problem too large for qmv_mma: " + describe(p));
   if (splits > 1) {
-    // Stream-ordered scratch: cached by the driver's pool, safe with concurrent streams.
+    // Stream-ordered scratch (kept by the pool between calls), safe with concurrent streams.
     const size_t bytes = sizeof(float) * static_cast<size_t>(splits * p.m * p.n);
-    check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&p.partial), bytes, p.stream),
-               "cudaMallocAsync of qmv_mma partial sums");
+    p.partial = static_cast<float*>(stream_scratch_alloc(bytes, p.stream, "qmv_mma partial sums"));
   }
   qmv_mma_kernel<T, Bits, XBlocks><<<grid, warps * 32, 0, p.stream>>>(p);
   check_cuda(cudaGetLastError(), "qmv_mma launch");
@@ -395,7 +395,7 @@ void launch_qmv_mma(const QmmProblem& problem) {
     const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((count + 255) / 256, 4096));
     qmv_mma_reduce_kernel<T><<<blocks, 256, 0, p.stream>>>(p, static_cast<int>(splits));
     check_cuda(cudaGetLastError(), "qmv_mma split-K reduction launch");
-    check_cuda(cudaFreeAsync(p.partial, p.stream), "cudaFreeAsync of qmv_mma partial sums");
+    stream_scratch_free(p.partial, p.stream, "qmv_mma partial sums");
   }
 }
 
