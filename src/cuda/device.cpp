@@ -3,8 +3,10 @@
 #include <cuda_runtime.h>
 
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "afq/cuda.h"
@@ -52,6 +54,18 @@ const DeviceInfo& current_device_info() {
                    static_cast<int>(prop.sharedMemPerBlockOptin)});
   }
   return *by_device[device];
+}
+
+void allow_shared_memory(const void* kernel, int bytes, const char* what) {
+  static std::mutex mutex;
+  static std::map<std::pair<int, const void*>, int> allowed;  // (device, kernel) -> bytes
+  int device = 0;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  std::lock_guard lock(mutex);
+  int& bytes_allowed = allowed[{device, kernel}];
+  if (bytes_allowed >= bytes) return;
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), what);
+  bytes_allowed = bytes;
 }
 
 DeviceQuantizedWeight DeviceQuantizedWeight::upload(const QuantizedWeight& w) {

@@ -41,6 +41,11 @@ struct DeviceInfo {
 };
 const DeviceInfo& current_device_info();
 
+// Lets `kernel` use up to `bytes` of dynamic shared memory on the current device (past 48 KiB a
+// kernel has to ask). Asked once per kernel and device: a function-static flag asks on the first
+// device only, and the kernel's first launch on another GPU fails.
+void allow_shared_memory(const void* kernel, int bytes, const char* what);
+
 // Decode: a GEMV that reads every packed word once (qmv.cuh). Takes any m (in passes of up to
 // 8 rows of x), so it is also the path of last resort for shapes the GEMMs do not take.
 bool supports_qmv(const QmmProblem& p);

@@ -15,6 +15,7 @@
 #include "src/cuda/dequant.cuh"
 #include "src/cuda/ptx.cuh"
 #include "src/cuda/qmm.h"
+#include "src/cuda/stream_scratch.h"
 
 namespace afq::cuda {
 
@@ -238,13 +239,8 @@ void launch_qmm_sm80(const QmmProblem& problem, int splits) {
   QmmProblem p = problem;
   using Tile = Sm80Tile<T, Bits, BM>;
   auto kernel = qmm_sm80_kernel<T, Bits, BM>;
-  static const bool attribute_set = [&] {  // more than 48 KB of shared memory must be asked for
-    check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(Tile::kSharedBytes)),
-               "qmm_sm80 shared memory attribute");
-    return true;
-  }();
-  (void)attribute_set;
+  allow_shared_memory(reinterpret_cast<const void*>(kernel), static_cast<int>(Tile::kSharedBytes),
+                      "qmm_sm80 shared memory attribute");
   const dim3 grid(static_cast<unsigned>((p.n + Tile::kBN - 1) / Tile::kBN), static_cast<unsigned>((p.m + BM - 1) / BM),
                   static_cast<unsigned>(splits));
   if (grid.y > 65535u) throw Error("[affine_qmm_t] problem too large for qmm_sm80: " + describe(p));
@@ -253,17 +249,16 @@ void launch_qmm_sm80(const QmmProblem& problem, int splits) {
     check_cuda(cudaGetLastError(), "qmm_sm80 launch");
     return;
   }
-  // Stream-ordered scratch: cached by the driver's pool, safe with concurrent streams.
+  // Stream-ordered scratch (kept by the pool between calls), safe with concurrent streams.
   const size_t partial_bytes = sizeof(float) * static_cast<size_t>(splits * p.m * p.n);
-  check_cuda(cudaMallocAsync(reinterpret_cast<void**>(&p.partial), partial_bytes, p.stream),
-             "cudaMallocAsync of split-K partial sums");
+  p.partial = static_cast<float*>(stream_scratch_alloc(partial_bytes, p.stream, "split-K partial sums"));
   kernel<<<grid, Tile::kThreads, Tile::kSharedBytes, p.stream>>>(p);
   check_cuda(cudaGetLastError(), "qmm_sm80 launch");
   const int64_t count = p.m * p.n;
   const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((count + 255) / 256, 4096));
   reduce_splits_kernel<T><<<blocks, 256, 0, p.stream>>>(p, splits);
   check_cuda(cudaGetLastError(), "qmm_sm80 split-K reduction launch");
-  check_cuda(cudaFreeAsync(p.partial, p.stream), "cudaFreeAsync of split-K partial sums");
+  stream_scratch_free(p.partial, p.stream, "split-K partial sums");
 }
 
 // Rows of x per tile: 32 for a few rows, 64 when 128-row tiles would leave multiprocessors idle.

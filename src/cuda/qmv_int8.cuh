@@ -358,9 +358,8 @@ void launch_qmv_int8(const QmmProblem& p) {
   auto* kernel = qmv_int8_kernel<T, ScaleT, Bits, RowsOfX>;
   const size_t shared = qmv_int8_shared_bytes<Bits>(p.k, RowsOfX);
   const DeviceInfo& device = current_device_info();
-  static const cudaError_t opted_in =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, device.shared_bytes_per_block);
-  check_cuda(opted_in, "qmv_int8 shared memory opt-in");
+  allow_shared_memory(reinterpret_cast<const void*>(kernel), device.shared_bytes_per_block,
+                      "qmv_int8 shared memory opt-in");
   const int64_t tiles = (p.n + kQmvInt8Rows - 1) / kQmvInt8Rows;
   const int64_t stages = (p.k / QmvInt8Shape<Bits>::kChunkElems + 31) / 32;
   const int64_t x_blocks = (p.m + RowsOfX - 1) / RowsOfX;
