@@ -20,6 +20,7 @@
 #include "torch_binding.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Config.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -37,6 +38,11 @@
 
 #ifdef AFQ_TORCH_WITH_CPU
 #include "afq/cpu.h"
+// at::parallel_for, which the CPU ops run on, is an inline template that is serial unless this
+// file is compiled with OpenMP (as PyTorch is): the ops would silently use one core.
+#if AT_PARALLEL_OPENMP && !defined(_OPENMP)
+#error "afq_torch: compile torch_binding.cpp with OpenMP (-fopenmp), or its CPU ops run on one thread"
+#endif
 #endif
 #ifdef AFQ_TORCH_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>
