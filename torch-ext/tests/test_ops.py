@@ -290,10 +290,13 @@ def test_backward(checks, devices):
         w32 = ops.affine_dequantize(words, scales, qbiases, 64, 8)
         x_ref = x.detach().clone().requires_grad_()
         F.linear(x_ref, w32).square().sum().backward()
-        # Relative to the whole gradient: the forward's float32 rounding (afq's kernel against
-        # F.linear) reaches every element through the sum over N, near-zero ones included.
+        # Relative to the whole gradient, which the forward's error reaches through y (the gradient
+        # of sum(y^2) is 2 y W). The backward itself is exact (dequantize, then a matmul); the bound
+        # is the forward's: float32 rounding on CUDA (float32 x is dequantized and multiplied), and
+        # on the CPU, where M <= 8 takes the int8-activation GEMV, its relative error (about 4e-5).
         relative = ((x.grad - x_ref.grad).norm() / x_ref.grad.norm()).item()
-        checks.check(f"backward {device}", relative < 1e-5, f"relative error {relative:.3g}")
+        bound = 1e-5 if device == "cuda" else 5e-4
+        checks.check(f"backward {device}", relative < bound, f"relative error {relative:.3g} (bound {bound:g})")
 
 
 def test_compile(checks, devices):
