@@ -63,9 +63,12 @@ if has build; then
     echo "WARNING: the module carries its own libstdc++ (linked statically): errors will crash"; status=1
   fi
   grep -E "warning" "$OUT/build.log" | grep -v "^ninja" | sort | uniq | head -20
-  # The afq CLI writes the `afq quantize --layout transformers` checkpoint of the benchmark (optional).
-  cmake --build $BUILD --target afq_cli -j16 >>"$OUT/build.log" 2>&1 && echo "afq CLI built" ||
-    echo "afq CLI did not build (see build.log); the benchmark falls back to .devcheck/ if carried"
+  # The afq CLI writes the `afq quantize --layout transformers` checkpoint of the benchmark (optional;
+  # NO_CLI=1 skips it).
+  if [[ -z ${NO_CLI:-} ]]; then
+    cmake --build $BUILD --target afq_cli -j16 >>"$OUT/build.log" 2>&1 && echo "afq CLI built" ||
+      echo "afq CLI did not build (see build.log); the benchmark falls back to .devcheck/ if carried"
+  fi
   $py -c 'import afq_torch, torch; print("loaded:", torch.ops.afq.affine_qmm_t, "CUDA kernel:",
     torch._C._dispatch_has_kernel_for_dispatch_key("afq::affine_qmm_t", "CUDA"))' || status=1
 fi
