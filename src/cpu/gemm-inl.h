@@ -125,9 +125,11 @@ HWY_INLINE void MicroKernel(const float* const* x_rows, const float* const* w_ro
 }
 
 // Sizes of the blocked GEMM: a panel of kPanelRows rows of W and kDepth columns, widened to
-// float32 once (256 KiB, resident in L2), is reused by every micro-tile of the panel's rows of x.
+// float32 once (128 KiB, resident in L2), is reused by every micro-tile of the panel's rows of x.
+// 1024 columns rather than 2048: a micro-tile's rows of x and of W (4 KiB each) then fit a 32 KiB
+// L1 together, and M=512 ran about 6% faster on the 2-core VM (M=128 the same; BENCHMARKS.md).
 inline constexpr int64_t kPanelRows = 32;
-inline constexpr int64_t kDepth = 2048;
+inline constexpr int64_t kDepth = 1024;
 
 // y[m, n] = x[m, k] @ W[n, k]^T (+ bias), where fill_row(row, k0, kc, dst) writes the float32
 // weights W[row, k0 : k0 + kc] to dst and zeros up to the next multiple of the lane count, or
