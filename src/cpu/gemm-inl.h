@@ -93,50 +93,188 @@ HWY_INLINE void ForEachWeightRow(const QmmProblem& p, int64_t row_bytes, int64_t
   });
 }
 
-// The micro-kernel's shape: kMr rows of x times kNr rows of W, as kMr * kNr vector accumulators
-// of dot products along k. AVX2 has 16 vector registers, the others 32.
-#if HWY_TARGET == HWY_AVX2
-inline constexpr int kMr = 3;  // rows of x per micro-tile
-inline constexpr int kNr = 3;  // rows of W per micro-tile
+// The GEMM for many rows of x (GemmByOuterProducts). Its micro-kernel holds kOuterRowsW rows of
+// W against an m-tile of kOuterVectorsX vectors' worth of rows of x, as kOuterRowsW *
+// kOuterVectorsX vectors of y^T. Each step along k loads the m-tile's x at that k (x laid out
+// k-major) and broadcasts one weight per row of W, so each value loaded feeds several FMAs and
+// nothing is reduced across lanes. Registers: the accumulators, the x vectors and a broadcast.
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+inline constexpr int kOuterVectorsX = 1;  // x vectors per m-tile (16 rows)
+inline constexpr int kOuterRowsW = 24;    // rows of W per micro-tile: 24 of 32 registers accumulate
+#elif HWY_TARGET == HWY_AVX2
+inline constexpr int kOuterVectorsX = 1;  // 8 rows
+inline constexpr int kOuterRowsW = 12;    // 12 of 16 registers
+#elif HWY_ARCH_ARM
+inline constexpr int kOuterVectorsX = 2;  // 8 rows (NEON: 4 lanes, 32 registers)
+inline constexpr int kOuterRowsW = 12;
+#elif HWY_TARGET == HWY_SCALAR
+inline constexpr int kOuterVectorsX = 1;
+inline constexpr int kOuterRowsW = 4;
 #else
-inline constexpr int kMr = 4;
-inline constexpr int kNr = 4;
+inline constexpr int kOuterVectorsX = 2;  // 4-lane targets with 16 registers
+inline constexpr int kOuterRowsW = 6;
 #endif
 
-// out[i * kNr + j] = dot(x_rows[i][0:kc], w_rows[j][0:kc]); kc is a multiple of the lane count.
-HWY_INLINE void MicroKernel(const float* const* x_rows, const float* const* w_rows, int64_t kc,
-                            float* HWY_RESTRICT out) {
+// Its sizes. A panel of kOuterPanelRows rows of W and kOuterDepth columns is widened to float32
+// once per thread (about 200 KiB with AVX-512, resident in L2) and used by every m-tile of x; x
+// is laid out k-major one block of kOuterDepth columns at a time, for all threads. Rows of the
+// panel are kOuterTileStride floats apart, a constant, so that the micro-kernel addresses all of
+// them from one register (24 row pointers do not fit in registers), and not a multiple of 4 KiB
+// apart, so that rows read together do not share L1 sets.
+inline constexpr int64_t kOuterPanelRows = 2 * kOuterRowsW;
+inline constexpr int64_t kOuterDepth = 1024;
+inline constexpr int64_t kOuterTileStride = kOuterDepth + 16;
+
+// y_t[j * ld + i] (+)= sum over kk < kc of w[j * kOuterTileStride + kk] * x_t[kk * tile_m + i]
+// for the kOuterRowsW rows j and the tile_m = kOuterVectorsX * lanes rows i of one m-tile;
+// `accumulate` adds to y_t instead of overwriting it.
+HWY_INLINE void OuterMicroKernel(const float* HWY_RESTRICT x_t, const float* HWY_RESTRICT w, int64_t kc,
+                                 bool accumulate, float* HWY_RESTRICT y_t, int64_t ld) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t tile_m = kOuterVectorsX * lanes;
+  using V = hn::Vec<DF>;
+  // The loops over j and v are unrolled by hand's order (the compiler leaves a 24-trip loop
+  // rolled, and the accumulators then live in memory instead of registers).
+  V acc[kOuterRowsW][kOuterVectorsX];
+  HWY_UNROLL(32)
+  for (int j = 0; j < kOuterRowsW; ++j) HWY_UNROLL(4)
+  for (int v = 0; v < kOuterVectorsX; ++v) acc[j][v] = hn::Zero(df);
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    V xv[kOuterVectorsX];
+    HWY_UNROLL(4)
+    for (int v = 0; v < kOuterVectorsX; ++v) xv[v] = hn::LoadU(df, x_t + kk * tile_m + v * lanes);
+    HWY_UNROLL(32)
+    for (int j = 0; j < kOuterRowsW; ++j) {
+      const V wj = hn::Set(df, w[j * kOuterTileStride + kk]);
+      HWY_UNROLL(4)
+      for (int v = 0; v < kOuterVectorsX; ++v) acc[j][v] = hn::MulAdd(wj, xv[v], acc[j][v]);
+    }
+  }
+  HWY_UNROLL(32)
+  for (int j = 0; j < kOuterRowsW; ++j) HWY_UNROLL(4)
+  for (int v = 0; v < kOuterVectorsX; ++v) {
+    float* dst = y_t + j * ld + v * lanes;
+    hn::StoreU(accumulate ? hn::Add(hn::LoadU(df, dst), acc[j][v]) : acc[j][v], df, dst);
+  }
+}
+
+// y[m, n] = x[m, k] @ W[n, k]^T (+ bias), where fill_row(row, k0, kc, dst) writes the float32
+// weights W[row, k0 : k0 + kc] to dst and zeros up to the next multiple of the lane count, or
+// returns a pointer to where they already are (float32 weights); else it returns dst.
+// y is accumulated transposed (y^T [n][m], so that OuterMicroKernel adds whole vectors) and
+// written back once at the end.
+template <class FillRow>
+void GemmByOuterProducts(const float* x, int64_t m, int64_t n, int64_t k, const float* bias, float* y,
+                         const FillRow& fill_row) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t tile_m = kOuterVectorsX * lanes;
+  const int64_t m_tiles = (m + tile_m - 1) / tile_m, m_padded = m_tiles * tile_m;
+  const int64_t depth = std::min<int64_t>(kOuterDepth, k);
+  const int64_t panels = (n + kOuterPanelRows - 1) / kOuterPanelRows;
+  // Few panels (small N): split the m-tiles too, so that every thread has work.
+  const int64_t m_chunks = std::clamp<int64_t>((num_threads() + panels - 1) / panels, 1, m_tiles);
+  float* x_t = thread_scratch(ScratchSlot::TransposedX, static_cast<size_t>(m_padded * depth));
+  float* y_t = thread_scratch(ScratchSlot::TransposedY, static_cast<size_t>(RoundUp(n, kOuterRowsW) * m_padded));
+
+  for (int64_t k0 = 0; k0 < k; k0 += depth) {
+    const int64_t kc = std::min(depth, k - k0);
+    // x[:, k0 : k0 + kc] as [m-tile][kk][row of the tile], zeros past m.
+    parallel_for(m_tiles, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        float* dst = x_t + t * kc * tile_m;
+        for (int64_t i = 0; i < tile_m; ++i) {
+          const int64_t row = t * tile_m + i;
+          if (row >= m) {
+            for (int64_t kk = 0; kk < kc; ++kk) dst[kk * tile_m + i] = 0.0f;
+            continue;
+          }
+          const float* src = x + row * k + k0;
+          for (int64_t kk = 0; kk < kc; ++kk) dst[kk * tile_m + i] = src[kk];
+        }
+      }
+    });
+    parallel_for(panels * m_chunks, [&](int64_t task_begin, int64_t task_end) {
+      float* tile = thread_scratch(ScratchSlot::Tile, static_cast<size_t>(kOuterPanelRows * kOuterTileStride));
+      for (int64_t task = task_begin; task < task_end; ++task) {
+        const int64_t panel = task / m_chunks, chunk = task % m_chunks;
+        const int64_t n0 = panel * kOuterPanelRows, rows = std::min(kOuterPanelRows, n - n0);
+        const int64_t t_begin = m_tiles * chunk / m_chunks, t_end = m_tiles * (chunk + 1) / m_chunks;
+        if (t_begin == t_end) continue;
+        for (int64_t r = 0; r < kOuterPanelRows; ++r) {
+          float* dst = tile + r * kOuterTileStride;
+          if (r >= rows) {  // past N: OuterMicroKernel reads whole kOuterRowsW rows; their sums are not used
+            std::fill(dst, dst + kc, 0.0f);
+            continue;
+          }
+          const float* row = fill_row(n0 + r, k0, kc, dst);
+          if (row != dst) std::memcpy(dst, row, static_cast<size_t>(kc) * sizeof(float));
+        }
+        for (int64_t t = t_begin; t < t_end; ++t)
+          for (int64_t j0 = 0; j0 < rows; j0 += kOuterRowsW)
+            OuterMicroKernel(x_t + t * kc * tile_m, tile + j0 * kOuterTileStride, kc, k0 > 0,
+                             y_t + (n0 + j0) * m_padded + t * tile_m, m_padded);
+      }
+    });
+  }
+  // y = (y^T)^T + bias, a block of rows of y at a time (reads of y^T stay within a cache line).
+  parallel_for(m_tiles, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i0 = t * tile_m, i1 = std::min(m, i0 + tile_m);
+      for (int64_t c = 0; c < n; ++c) {
+        const float b = bias ? bias[c] : 0.0f;
+        const float* src = y_t + c * m_padded;
+        for (int64_t i = i0; i < i1; ++i) y[i * n + c] = src[i] + b;
+      }
+    }
+  });
+}
+
+// The GEMM for fewer rows of x (GemmByDots): a micro-tile of kDotRowsX rows of x times
+// kDotRowsW rows of W, as kDotRowsX * kDotRowsW vector accumulators of dot products along k,
+// reduced across lanes at the end. AVX2 has 16 vector registers, the others 32.
+#if HWY_TARGET == HWY_AVX2
+inline constexpr int kDotRowsX = 3;  // rows of x per micro-tile
+inline constexpr int kDotRowsW = 3;  // rows of W per micro-tile
+#else
+inline constexpr int kDotRowsX = 4;
+inline constexpr int kDotRowsW = 4;
+#endif
+
+// out[i * kDotRowsW + j] = dot(x_rows[i][0:kc], w_rows[j][0:kc]); kc is a multiple of the lane count.
+HWY_INLINE void DotMicroKernel(const float* const* x_rows, const float* const* w_rows, int64_t kc,
+                               float* HWY_RESTRICT out) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   using V = hn::Vec<DF>;
-  V acc[kMr][kNr];
-  for (int i = 0; i < kMr; ++i)
-    for (int j = 0; j < kNr; ++j) acc[i][j] = hn::Zero(df);
+  V acc[kDotRowsX][kDotRowsW];
+  for (int i = 0; i < kDotRowsX; ++i)
+    for (int j = 0; j < kDotRowsW; ++j) acc[i][j] = hn::Zero(df);
   for (int64_t k = 0; k < kc; k += lanes) {
-    V w[kNr];
-    for (int j = 0; j < kNr; ++j) w[j] = hn::LoadU(df, w_rows[j] + k);
-    for (int i = 0; i < kMr; ++i) {
+    V w[kDotRowsW];
+    for (int j = 0; j < kDotRowsW; ++j) w[j] = hn::LoadU(df, w_rows[j] + k);
+    for (int i = 0; i < kDotRowsX; ++i) {
       const V xv = hn::LoadU(df, x_rows[i] + k);
-      for (int j = 0; j < kNr; ++j) acc[i][j] = hn::MulAdd(xv, w[j], acc[i][j]);
+      for (int j = 0; j < kDotRowsW; ++j) acc[i][j] = hn::MulAdd(xv, w[j], acc[i][j]);
     }
   }
-  for (int i = 0; i < kMr; ++i)
-    for (int j = 0; j < kNr; ++j) out[i * kNr + j] = SumLanes(acc[i][j]);
+  for (int i = 0; i < kDotRowsX; ++i)
+    for (int j = 0; j < kDotRowsW; ++j) out[i * kDotRowsW + j] = SumLanes(acc[i][j]);
 }
 
-// Sizes of the blocked GEMM: a panel of kPanelRows rows of W and kDepth columns, widened to
+// Sizes of the blocked GEMM: a panel of kDotPanelRows rows of W and kDotDepth columns, widened to
 // float32 once (128 KiB, resident in L2), is reused by every micro-tile of the panel's rows of x.
 // 1024 columns rather than 2048: a micro-tile's rows of x and of W (4 KiB each) then fit a 32 KiB
 // L1 together, and M=512 ran about 6% faster on the 2-core VM (M=128 the same; BENCHMARKS.md).
-inline constexpr int64_t kPanelRows = 32;
-inline constexpr int64_t kDepth = 1024;
+inline constexpr int64_t kDotPanelRows = 32;
+inline constexpr int64_t kDotDepth = 1024;
 
 // y[m, n] = x[m, k] @ W[n, k]^T (+ bias), where fill_row(row, k0, kc, dst) writes the float32
 // weights W[row, k0 : k0 + kc] to dst and zeros up to the next multiple of the lane count, or
 // returns a pointer to where they already are (float32 weights); else it returns dst.
 template <class FillRow>
-void BlockedGemm(const float* x, int64_t m, int64_t n, int64_t k, const float* bias, float* y,
-                 const FillRow& fill_row) {
+void GemmByDots(const float* x, int64_t m, int64_t n, int64_t k, const float* bias, float* y, const FillRow& fill_row) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   // x rows must be readable up to a multiple of the lane count: pad them when K is not.
@@ -149,38 +287,38 @@ void BlockedGemm(const float* x, int64_t m, int64_t n, int64_t k, const float* b
     }
     x = padded;
   }
-  const int64_t depth = std::min<int64_t>(kDepth, k_padded);
-  const int64_t panels = (n + kPanelRows - 1) / kPanelRows;
+  const int64_t depth = std::min<int64_t>(kDotDepth, k_padded);
+  const int64_t panels = (n + kDotPanelRows - 1) / kDotPanelRows;
   // Few panels (small N): split the rows of x too, so that every thread has work.
-  const int64_t m_tiles = (m + kMr - 1) / kMr;
+  const int64_t m_tiles = (m + kDotRowsX - 1) / kDotRowsX;
   const int64_t m_chunks = std::clamp<int64_t>((num_threads() + panels - 1) / panels, 1, m_tiles);
 
   parallel_for(panels * m_chunks, [&](int64_t task_begin, int64_t task_end) {
-    float* tile = thread_scratch(ScratchSlot::Tile, static_cast<size_t>(kPanelRows * depth));
-    const float* tile_rows[kPanelRows];
-    float out[kMr * kNr];
+    float* tile = thread_scratch(ScratchSlot::Tile, static_cast<size_t>(kDotPanelRows * depth));
+    const float* tile_rows[kDotPanelRows];
+    float out[kDotRowsX * kDotRowsW];
     for (int64_t task = task_begin; task < task_end; ++task) {
       const int64_t panel = task / m_chunks, chunk = task % m_chunks;
-      const int64_t n0 = panel * kPanelRows, rows = std::min(kPanelRows, n - n0);
-      const int64_t m0 = m_tiles * chunk / m_chunks * kMr;
-      const int64_t m1 = std::min(m, m_tiles * (chunk + 1) / m_chunks * kMr);
+      const int64_t n0 = panel * kDotPanelRows, rows = std::min(kDotPanelRows, n - n0);
+      const int64_t m0 = m_tiles * chunk / m_chunks * kDotRowsX;
+      const int64_t m1 = std::min(m, m_tiles * (chunk + 1) / m_chunks * kDotRowsX);
       for (int64_t k0 = 0; k0 < k; k0 += depth) {
         const int64_t kc = std::min(depth, k - k0);
         const int64_t kc_padded = RoundUp(kc, lanes);
         for (int64_t r = 0; r < rows; ++r) tile_rows[r] = fill_row(n0 + r, k0, kc, tile + r * depth);
-        for (int64_t i0 = m0; i0 < m1; i0 += kMr) {
-          const float* x_rows[kMr];
-          for (int i = 0; i < kMr; ++i) x_rows[i] = x + std::min(i0 + i, m - 1) * k_padded + k0;
-          for (int64_t j0 = 0; j0 < rows; j0 += kNr) {
-            const float* w_rows[kNr];
-            for (int j = 0; j < kNr; ++j) w_rows[j] = tile_rows[std::min<int64_t>(j0 + j, rows - 1)];
-            MicroKernel(x_rows, w_rows, kc_padded, out);
+        for (int64_t i0 = m0; i0 < m1; i0 += kDotRowsX) {
+          const float* x_rows[kDotRowsX];
+          for (int i = 0; i < kDotRowsX; ++i) x_rows[i] = x + std::min(i0 + i, m - 1) * k_padded + k0;
+          for (int64_t j0 = 0; j0 < rows; j0 += kDotRowsW) {
+            const float* w_rows[kDotRowsW];
+            for (int j = 0; j < kDotRowsW; ++j) w_rows[j] = tile_rows[std::min<int64_t>(j0 + j, rows - 1)];
+            DotMicroKernel(x_rows, w_rows, kc_padded, out);
             // Rows and columns past the edges were computed on duplicates: drop them.
-            for (int i = 0; i < kMr && i0 + i < m1; ++i) {
+            for (int i = 0; i < kDotRowsX && i0 + i < m1; ++i) {
               float* y_row = y + (i0 + i) * n + n0 + j0;
-              for (int j = 0; j < kNr && j0 + j < rows; ++j) {
+              for (int j = 0; j < kDotRowsW && j0 + j < rows; ++j) {
                 const float before = k0 == 0 ? (bias ? bias[n0 + j0 + j] : 0.0f) : y_row[j];
-                y_row[j] = before + out[i * kNr + j];
+                y_row[j] = before + out[i * kDotRowsW + j];
               }
             }
           }
@@ -188,6 +326,18 @@ void BlockedGemm(const float* x, int64_t m, int64_t n, int64_t k, const float* b
       }
     }
   });
+}
+
+// From this many rows of x the outer-product GEMM wins; below it the dot-product one, whose
+// micro-tiles waste fewer rows (the 2-core VM, BENCHMARKS.md).
+inline constexpr int64_t kOuterProductMinRows = 64;
+
+// y[m, n] = x[m, k] @ W[n, k]^T (+ bias), with fill_row as for the two GEMMs above.
+template <class FillRow>
+void BlockedGemm(const float* x, int64_t m, int64_t n, int64_t k, const float* bias, float* y,
+                 const FillRow& fill_row) {
+  if (m >= kOuterProductMinRows) return GemmByOuterProducts(x, m, n, k, bias, y, fill_row);
+  GemmByDots(x, m, n, k, bias, y, fill_row);
 }
 
 }  // namespace HWY_NAMESPACE

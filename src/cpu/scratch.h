@@ -7,7 +7,9 @@
 namespace afq::cpu {
 
 // Which buffer: each slot is independent, so one thread can hold several at once.
-enum class ScratchSlot { PackedX, XSums, RowScales, RowBiases, Tile, PaddedX, TileScales, QuantizedX, NaturalX, Count };
+enum class ScratchSlot {
+  PackedX, XSums, RowScales, RowBiases, Tile, PaddedX, TransposedX, TransposedY, TileScales, QuantizedX, NaturalX, Count
+};
 
 // At least `floats` floats, 64-byte aligned, owned by the calling thread; the contents are
 // unspecified and stay valid until this thread asks for the same slot again.

@@ -71,6 +71,25 @@ TEST_P(QmmOnEveryTarget, MatchesFloat64MatmulAndScalarReferenceForEveryBitsAndGr
   }
 }
 
+// Both blocked GEMMs past one of each of their blocks: several tiles of x's rows (the last one
+// partial), panels of W (the last one partial, N odd) and blocks of K (the last one partial).
+TEST_P(QmmOnEveryTarget, BlockedGemmMatchesFloat64MatmulAcrossTilesPanelsAndBlocksOfK) {
+  std::mt19937 rng(99);
+  for (int bits : {3, 4, 8}) {
+    for (int group_size : {64, 128}) {
+      for (int64_t m : {37, 70}) {  // the dot-product GEMM, then the outer-product one
+        const int64_t n = 101, k = 23 * group_size;  // 1472 or 2944 columns
+        QuantizedWeight w = random_quantized_weight(n, k, bits, group_size, DType::BF16, rng);
+        Tensor x = random_tensor({m, k}, DType::F32, rng);
+        Tensor bias = random_tensor({n}, DType::F32, rng);
+        const Tensor y = affine_qmm_t(x, w, &bias);
+        EXPECT_LT(relative_error(y, float64_matmul_t(x, dequantize(w, DType::F32), &bias)), 1e-5)
+            << "bits " << bits << " group " << group_size << " m " << m;
+      }
+    }
+  }
+}
+
 TEST_P(QmmOnEveryTarget, TakesHalfPrecisionActivations) {
   std::mt19937 rng(7);
   QuantizedWeight w = random_quantized_weight(9, 128, 4, 64, DType::BF16, rng);
