@@ -105,6 +105,9 @@ void add_generate_command(CLI::App& app) {
       print_ids("prompt ids", prompt);
       print_ids("ids", r.tokens);
     }
+    // The text and the ids before the summary, where both streams go to one file (stdout is
+    // buffered there, stderr is not).
+    std::fflush(stdout);
     const double gen_tokens = r.tokens.size() > 1 ? static_cast<double>(r.tokens.size() - 1) : 0.0;
     fmt::print(stderr,
                "prompt: {} tokens, {:.1f} tokens/s | generation: {} tokens, {:.1f} tokens/s ({}) | weights {:.1f} MB, "
