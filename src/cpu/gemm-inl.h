@@ -125,21 +125,24 @@ inline constexpr int64_t kOuterPanelRows = 2 * kOuterRowsW;
 inline constexpr int64_t kOuterDepth = 1024;
 inline constexpr int64_t kOuterTileStride = kOuterDepth + 16;
 
-// y_t[j * ld + i] (+)= sum over kk < kc of w[j * kOuterTileStride + kk] * x_t[kk * tile_m + i]
-// for the kOuterRowsW rows j and the tile_m = kOuterVectorsX * lanes rows i of one m-tile;
-// `accumulate` adds to y_t instead of overwriting it.
+// y[i * n + j] = (accumulate ? y[i * n + j] : bias[j]) + sum over kk < kc of
+// w[j * kOuterTileStride + kk] * x_t[kk * tile_m + i], for the rows j < cols of W and i < rows of
+// x in one m-tile (tile_m = kOuterVectorsX * lanes); bias may be null (zeros).
 HWY_INLINE void OuterMicroKernel(const float* HWY_RESTRICT x_t, const float* HWY_RESTRICT w, int64_t kc,
-                                 bool accumulate, float* HWY_RESTRICT y_t, int64_t ld) {
+                                 bool accumulate, const float* bias, float* HWY_RESTRICT y, int64_t n, int64_t rows,
+                                 int64_t cols) {
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   const int64_t tile_m = kOuterVectorsX * lanes;
   using V = hn::Vec<DF>;
-  // The loops over j and v are unrolled by hand's order (the compiler leaves a 24-trip loop
-  // rolled, and the accumulators then live in memory instead of registers).
+  // The loops over j and v are unrolled by pragma: left to itself the compiler keeps the 24-trip
+  // loop rolled, and the accumulators then live in memory instead of registers.
   V acc[kOuterRowsW][kOuterVectorsX];
   HWY_UNROLL(32)
-  for (int j = 0; j < kOuterRowsW; ++j) HWY_UNROLL(4)
-  for (int v = 0; v < kOuterVectorsX; ++v) acc[j][v] = hn::Zero(df);
+  for (int j = 0; j < kOuterRowsW; ++j) {
+    HWY_UNROLL(4)
+    for (int v = 0; v < kOuterVectorsX; ++v) acc[j][v] = hn::Zero(df);
+  }
   for (int64_t kk = 0; kk < kc; ++kk) {
     V xv[kOuterVectorsX];
     HWY_UNROLL(4)
@@ -151,19 +154,26 @@ HWY_INLINE void OuterMicroKernel(const float* HWY_RESTRICT x_t, const float* HWY
       for (int v = 0; v < kOuterVectorsX; ++v) acc[j][v] = hn::MulAdd(wj, xv[v], acc[j][v]);
     }
   }
+  // The accumulators hold y^T; through a small buffer they are added to rows of y, where each
+  // row's kOuterRowsW outputs are contiguous.
+  HWY_ALIGN float out[kOuterRowsW * kOuterVectorsX * (HWY_MAX_BYTES / sizeof(float))];
   HWY_UNROLL(32)
-  for (int j = 0; j < kOuterRowsW; ++j) HWY_UNROLL(4)
-  for (int v = 0; v < kOuterVectorsX; ++v) {
-    float* dst = y_t + j * ld + v * lanes;
-    hn::StoreU(accumulate ? hn::Add(hn::LoadU(df, dst), acc[j][v]) : acc[j][v], df, dst);
+  for (int j = 0; j < kOuterRowsW; ++j) {
+    HWY_UNROLL(4)
+    for (int v = 0; v < kOuterVectorsX; ++v) hn::Store(acc[j][v], df, out + j * tile_m + v * lanes);
+  }
+  for (int64_t i = 0; i < rows; ++i) {
+    float* y_row = y + i * n;
+    for (int64_t j = 0; j < cols; ++j) {
+      const float before = accumulate ? y_row[j] : (bias ? bias[j] : 0.0f);
+      y_row[j] = before + out[j * tile_m + i];
+    }
   }
 }
 
 // y[m, n] = x[m, k] @ W[n, k]^T (+ bias), where fill_row(row, k0, kc, dst) writes the float32
 // weights W[row, k0 : k0 + kc] to dst and zeros up to the next multiple of the lane count, or
 // returns a pointer to where they already are (float32 weights); else it returns dst.
-// y is accumulated transposed (y^T [n][m], so that OuterMicroKernel adds whole vectors) and
-// written back once at the end.
 template <class FillRow>
 void GemmByOuterProducts(const float* x, int64_t m, int64_t n, int64_t k, const float* bias, float* y,
                          const FillRow& fill_row) {
@@ -176,7 +186,6 @@ void GemmByOuterProducts(const float* x, int64_t m, int64_t n, int64_t k, const 
   // Few panels (small N): split the m-tiles too, so that every thread has work.
   const int64_t m_chunks = std::clamp<int64_t>((num_threads() + panels - 1) / panels, 1, m_tiles);
   float* x_t = thread_scratch(ScratchSlot::TransposedX, static_cast<size_t>(m_padded * depth));
-  float* y_t = thread_scratch(ScratchSlot::TransposedY, static_cast<size_t>(RoundUp(n, kOuterRowsW) * m_padded));
 
   for (int64_t k0 = 0; k0 < k; k0 += depth) {
     const int64_t kc = std::min(depth, k - k0);
@@ -204,7 +213,7 @@ void GemmByOuterProducts(const float* x, int64_t m, int64_t n, int64_t k, const 
         if (t_begin == t_end) continue;
         for (int64_t r = 0; r < kOuterPanelRows; ++r) {
           float* dst = tile + r * kOuterTileStride;
-          if (r >= rows) {  // past N: OuterMicroKernel reads whole kOuterRowsW rows; their sums are not used
+          if (r >= rows) {  // past N: the micro-kernel reads whole kOuterRowsW rows; their sums are dropped
             std::fill(dst, dst + kc, 0.0f);
             continue;
           }
@@ -214,21 +223,11 @@ void GemmByOuterProducts(const float* x, int64_t m, int64_t n, int64_t k, const 
         for (int64_t t = t_begin; t < t_end; ++t)
           for (int64_t j0 = 0; j0 < rows; j0 += kOuterRowsW)
             OuterMicroKernel(x_t + t * kc * tile_m, tile + j0 * kOuterTileStride, kc, k0 > 0,
-                             y_t + (n0 + j0) * m_padded + t * tile_m, m_padded);
+                             bias ? bias + n0 + j0 : nullptr, y + t * tile_m * n + n0 + j0, n,
+                             std::min(tile_m, m - t * tile_m), std::min<int64_t>(kOuterRowsW, rows - j0));
       }
     });
   }
-  // y = (y^T)^T + bias, a block of rows of y at a time (reads of y^T stay within a cache line).
-  parallel_for(m_tiles, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t i0 = t * tile_m, i1 = std::min(m, i0 + tile_m);
-      for (int64_t c = 0; c < n; ++c) {
-        const float b = bias ? bias[c] : 0.0f;
-        const float* src = y_t + c * m_padded;
-        for (int64_t i = i0; i < i1; ++i) y[i * n + c] = src[i] + b;
-      }
-    }
-  });
 }
 
 // The GEMM for fewer rows of x (GemmByDots): a micro-tile of kDotRowsX rows of x times

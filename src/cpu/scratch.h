@@ -8,7 +8,7 @@ namespace afq::cpu {
 
 // Which buffer: each slot is independent, so one thread can hold several at once.
 enum class ScratchSlot {
-  PackedX, XSums, RowScales, RowBiases, Tile, PaddedX, TransposedX, TransposedY, TileScales, QuantizedX, NaturalX, Count
+  PackedX, XSums, RowScales, RowBiases, Tile, PaddedX, TransposedX, TileScales, QuantizedX, NaturalX, Count
 };
 
 // At least `floats` floats, 64-byte aligned, owned by the calling thread; the contents are
