@@ -7,7 +7,11 @@
 #   STAGES="build test" scripts/device/torch_run.sh                 # about 5-8 minutes
 #   STAGES="bench-cuda bench-cpu" scripts/device/torch_run.sh       # accuracy, memory, eager decode
 #   STAGES="bench-compile" scripts/device/torch_run.sh              # decode with torch.compile (CUDA)
-# Stages: build test test-quick bench-cuda bench-cpu bench-compile (default: build test bench-cuda).
+#   STAGES="build ops ab ab-compile" scripts/device/torch_run.sh    # the operator alone; decode A/B
+# Stages: build test test-quick bench-cuda bench-cpu bench-compile ops ab ab-compile (default: build
+# test bench-cuda). `ops` times the operator against F.linear (bench/torch_qmm_ops.py); `ab` and
+# `ab-compile` decode with bf16 and afq in alternating rounds (bench/torch_decode_ab.py), eager and
+# compiled, batches 1 and 8 (AB_MODELS, default "llama1b tinyshakes").
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/afq-torch-out}
@@ -93,6 +97,20 @@ bench() {  # bench NAME ARGS...: one run of bench/torch_transformers.py, logged
 has bench-cuda && bench "CUDA: accuracy, memory, eager decode" --parts accuracy,memory,speed --devices cuda
 has bench-cpu && bench "CPU: accuracy, eager decode" --parts accuracy,speed --devices cpu
 has bench-compile && bench "CUDA: decode with torch.compile" --parts speed --devices cuda --compile
+if has ops; then
+  section "ops: bench/torch_qmm_ops.py"
+  $py bench/torch_qmm_ops.py --devices cuda --m 1,8 2>&1 | tee -a "$OUT/ops.log"
+fi
+for stage in ab ab-compile; do
+  has $stage || continue
+  for model in ${AB_MODELS:-llama1b tinyshakes}; do
+    section "$stage: bench/torch_decode_ab.py --model $model"
+    flags=(); [[ $stage == ab-compile ]] && flags=(--compile)
+    $py bench/torch_decode_ab.py --model "$model" --batches 1,8 --rounds "${AB_ROUNDS:-5}" "${flags[@]}" 2>&1 |
+      tee -a "$OUT/ab.log" | grep -vE "[A-Za-z]+Warning:|warnings\.warn\("
+    [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+  done
+done
 
 section summary
 for name in test_ops test_transformers; do

@@ -17,11 +17,10 @@
 #include <Python.h>  // first, as Python asks: the module is also importable (see the end of this file)
 #endif
 
-#include "torch_binding.h"
-
 #include <ATen/ATen.h>
 #include <ATen/Config.h>
 #include <ATen/Parallel.h>
+#include <torch/autograd.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -35,6 +34,7 @@
 #include "afq/error.h"
 #include "afq/quant.h"
 #include "afq/tensor.h"
+#include "torch_binding.h"
 
 #ifdef AFQ_TORCH_WITH_CPU
 #include "afq/cpu.h"
@@ -343,6 +343,64 @@ at::Tensor affine_dequantize_cuda(const at::Tensor& weight, const at::Tensor& sc
 }
 #endif
 
+// This build's operators through the dispatcher, for the autograd kernel to call below itself.
+using QmmSignature = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t,
+                                int64_t);
+using DequantizeSignature = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, int64_t);
+
+#define AFQ_STRINGIFY_EXPANDED(x) #x
+#define AFQ_STRINGIFY(x) AFQ_STRINGIFY_EXPANDED(x)
+
+const c10::TypedOperatorHandle<QmmSignature>& qmm_op() {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow(AFQ_STRINGIFY(AFQ_OPS_NAMESPACE) "::affine_qmm_t", "")
+                             .typed<QmmSignature>();
+  return op;
+}
+
+const c10::TypedOperatorHandle<DequantizeSignature>& dequantize_op() {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow(AFQ_STRINGIFY(AFQ_OPS_NAMESPACE) "::affine_dequantize", "")
+                             .typed<DequantizeSignature>();
+  return op;
+}
+
+// The gradient of affine_qmm_t for x (weight, scales and qbiases are frozen: they get none),
+// in C++ rather than through torch.library.register_autograd: a Python autograd kernel runs on
+// every call, grad mode on or off, and costs more host time than the GEMV it wraps launches in.
+class QmmFunction : public torch::autograd::Function<QmmFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            const at::Tensor& scales, const at::Tensor& qbiases, int64_t group_size, int64_t bits) {
+    ctx->save_for_backward({weight, scales, qbiases});
+    ctx->saved_data["group_size"] = group_size;
+    ctx->saved_data["bits"] = bits;
+    const at::AutoDispatchBelowADInplaceOrView below_autograd;
+    return qmm_op().call(x, weight, scales, qbiases, group_size, bits);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const torch::autograd::variable_list saved = ctx->get_saved_variables();
+    const at::Tensor w =
+        dequantize_op()
+            .call(saved[0], saved[1], saved[2], ctx->saved_data["group_size"].toInt(), ctx->saved_data["bits"].toInt())
+            .to(grads[0].scalar_type());
+    const at::Tensor grad_x = at::matmul(grads[0], w);  // [..., N] @ [N, K]
+    return {grad_x, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+// Without grad mode or an x that needs a gradient (inference), straight to the device kernel.
+at::Tensor affine_qmm_t_autograd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& scales,
+                                 const at::Tensor& qbiases, int64_t group_size, int64_t bits) {
+  if (!(at::GradMode::is_enabled() && x.requires_grad())) {
+    const at::AutoDispatchBelowADInplaceOrView below_autograd;
+    return qmm_op().call(x, weight, scales, qbiases, group_size, bits);
+  }
+  return QmmFunction::apply(x, weight, scales, qbiases, group_size, bits);
+}
+
 }  // namespace afq_torch
 
 AFQ_TORCH_LIBRARY(AFQ_OPS_NAMESPACE, m) {
@@ -357,6 +415,10 @@ AFQ_TORCH_LIBRARY_IMPL(AFQ_OPS_NAMESPACE, CPU, m) {
 #endif
   m.impl("affine_quantize", TORCH_FN(afq_torch::affine_quantize));
   m.impl("affine_dequantize", TORCH_FN(afq_torch::affine_dequantize_cpu));
+}
+
+AFQ_TORCH_LIBRARY_IMPL(AFQ_OPS_NAMESPACE, Autograd, m) {
+  m.impl("affine_qmm_t", TORCH_FN(afq_torch::affine_qmm_t_autograd));
 }
 
 #ifdef AFQ_TORCH_WITH_CUDA

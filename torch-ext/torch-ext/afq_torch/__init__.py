@@ -10,7 +10,8 @@ sizes 32, 64, 128). Operators (torch.ops.afq.* in a local build):
   affine_quantize(w, group_size, bits, method) -> (weight, scales, qbiases); method "mlx" | "minmax"
   affine_dequantize(weight, scales, qbiases, group_size, bits) -> W in the dtype of scales
 Each has a fake implementation, so torch.compile(fullgraph=True) traces them without graph breaks,
-and affine_qmm_t has a backward for x (through affine_dequantize).
+and affine_qmm_t has a backward for x (through affine_dequantize; registered in C++, so that
+inference pays no Python autograd kernel per call).
 
 `enable_transformers()` makes transformers' MetalConfig models run on these kernels on CUDA and CPU.
 """
@@ -79,26 +80,3 @@ def _affine_quantize_fake(w, group_size, bits, method):
 @torch.library.register_fake(add_op_namespace_prefix("affine_dequantize"))
 def _affine_dequantize_fake(weight, scales, qbiases, group_size, bits):
     return scales.new_empty((weight.shape[0], weight.shape[1] * 32 // bits))
-
-
-# --- autograd: the gradient for x (weights are frozen: no gradient for weight, scales, qbiases) ---
-
-
-def _qmm_setup_context(ctx, inputs, output):
-    x, weight, scales, qbiases, group_size, bits = inputs
-    ctx.save_for_backward(weight, scales, qbiases)
-    ctx.group_size, ctx.bits = group_size, bits
-
-
-def _qmm_backward(ctx, grad_y):
-    grad_x = None
-    if ctx.needs_input_grad[0]:
-        weight, scales, qbiases = ctx.saved_tensors
-        w = ops.affine_dequantize(weight, scales, qbiases, ctx.group_size, ctx.bits).to(grad_y.dtype)
-        grad_x = grad_y @ w  # [..., N] @ [N, K]
-    return grad_x, None, None, None, None, None
-
-
-torch.library.register_autograd(
-    add_op_namespace_prefix("affine_qmm_t"), _qmm_backward, setup_context=_qmm_setup_context
-)
