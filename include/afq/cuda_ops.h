@@ -129,6 +129,14 @@ void rope_at(const void* x, void* y, int64_t y_position_stride, int heads, int h
 void rope_qk_store_v_at(void* q, const void* k, const void* v, void* k_cache, void* v_cache, int heads, int kv_heads,
                         int head_dim, const int32_t* position, const float* inv_freq, CUstream_st* stream);
 
+// The same for `rows` decode tokens of as many sequences (batched decoding): row r's q, k and v
+// start at q + r * q_stride, k + r * kv_stride and v + r * kv_stride (elements; a fused q/k/v
+// output has q_dim + 2 kv_dim per row), its position is positions[r] (int32 on the device), and
+// its sequence's cache starts at k_cache + r * slot_stride and v_cache + r * slot_stride.
+void rope_qk_store_v_batch(void* q, const void* k, const void* v, int64_t rows, int64_t q_stride, int64_t kv_stride,
+                           void* k_cache, void* v_cache, int64_t slot_stride, int heads, int kv_heads, int head_dim,
+                           const int32_t* positions, const float* inv_freq, CUstream_st* stream);
+
 // dst[*position * count + i] = src[i], i < count, bf16: one token's values into the KV cache.
 void store_at_position(void* dst, const void* src, int64_t count, const int32_t* position, CUstream_st* stream);
 
@@ -157,6 +165,14 @@ void attention_decode(const void* q, const void* k, const void* v, void* out, co
 // replays it at every step.
 void attention_decode_at(const void* q, const void* k, const void* v, void* out, const AttentionShape& shape,
                          const int32_t* position, int64_t max_keys, float* scratch, CUstream_st* stream);
+// One query row for each of shape.n sequences (batched decoding): row r's query at
+// q + r * q_stride elements (heads * head_dim apart in a plain [n, heads, head_dim] q), its keys
+// and values at k + r * slot_stride and v + r * slot_stride (its sequence's cache), its position
+// positions[r] on the device; out [n, heads, head_dim]; scratch of shape.n times
+// attention_scratch_floats(heads, head_dim, max_keys). Graph-replayable, as attention_decode_at.
+void attention_decode_batch(const void* q, int64_t q_stride, const void* k, const void* v, int64_t slot_stride,
+                            void* out, const AttentionShape& shape, const int32_t* positions, int64_t max_keys,
+                            float* scratch, CUstream_st* stream);
 // Any n: tiles of query rows against tiles of keys with an online softmax (flash-attention order).
 void attention_prefill(const void* q, const void* k, const void* v, void* out, const AttentionShape& shape,
                        CUstream_st* stream);
@@ -174,6 +190,8 @@ void add_bias(void* y, DType y_dtype, const float* bias, int64_t rows, int64_t n
 // *out = the index of the largest of values[0, n) in dtype (F32, F16, BF16); the lowest index
 // among equal maxima, as std::max_element. out is one int32 on the device.
 void argmax(const void* values, DType dtype, int64_t n, int32_t* out, CUstream_st* stream);
+// The same for each of `rows` rows of n values: out[r] for values[r * n, (r + 1) * n).
+void argmax_rows(const void* values, DType dtype, int64_t rows, int64_t n, int32_t* out, CUstream_st* stream);
 
 // y[m, n] = x[m, k] @ w[n, k]^T with cuBLAS: x and w BF16, y BF16 or F32, float32 accumulation.
 void gemm_bf16_t(const void* x, int64_t m, const void* w, int64_t n, int64_t k, void* y, DType y_dtype,

@@ -33,4 +33,14 @@ struct GenerateResult {
 GenerateResult generate(Model& model, const Tokenizer& tokenizer, const std::vector<int32_t>& prompt,
                         const GenerateOptions& options, const std::function<void(std::string_view)>& on_text);
 
+// Generates from several prompts at once, prompt i in sequence i of the model (model.batch() of
+// them at most): each prompt runs through the model on its own, then every decode step runs all
+// sequences together until each has stopped on its own conditions. on_text(i, text) receives
+// sequence i's text as generate() would. Sampling gives sequence i the seed options.sampling.seed
+// + i. Every result's generate_seconds is the time of the whole batched decode.
+std::vector<GenerateResult> generate_batch(Model& model, const Tokenizer& tokenizer,
+                                           const std::vector<std::vector<int32_t>>& prompts,
+                                           const GenerateOptions& options,
+                                           const std::function<void(size_t, std::string_view)>& on_text);
+
 }  // namespace afq

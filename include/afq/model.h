@@ -78,12 +78,17 @@ struct QuantizeOnLoad {
 
 enum class Device { Cpu, Cuda };
 
+inline constexpr int kMaxBatch = 256;
+
 struct LoadOptions {
   // Quantize the float linear layers on load (nullopt: run the checkpoint as stored).
   std::optional<QuantizeOnLoad> quantize;
   // Dequantize every quantized layer at load, to its scales' dtype (as transformers does).
   bool dequantize = false;
   int max_context = 0;  // KV cache length; 0: min(max_position_embeddings, 4096)
+  // Sequences that can decode together (forward_batch, generate_batch), 1 to kMaxBatch: each has
+  // its own KV cache of max_context tokens.
+  int batch = 1;
   // Where the forward pass runs. Cuda: the weights are uploaded once at load (float ones as bf16),
   // activations and the KV cache are bf16 on the device; throws afq::Error when the build has no
   // CUDA, no device is present or the model does not fit (naming the bytes needed and free).
@@ -108,20 +113,29 @@ class Model {
 
   const ModelConfig& config() const;
   int max_context() const;
+  int batch() const;  // sequences, each with its own KV cache (LoadOptions::batch)
   Device device() const;
 
   // Every linear layer by name (the input embedding, when quantized, is used through lookups).
   // On Cuda the device holds copies made at load: changing a layer here does not reach them.
   void for_each_linear(const std::function<void(Linear&)>& fn);
 
-  // Runs tokens at positions [position, position + n) through the model, filling the KV cache,
-  // and returns the logits [n, vocab] of every token when all_logits, else [1, vocab] of the last.
-  Tensor forward(const int32_t* tokens, int64_t n, int64_t position, bool all_logits = false);
+  // Runs tokens at positions [position, position + n) of sequence `sequence` (< batch()) through
+  // the model, filling its KV cache, and returns the logits [n, vocab] of every token when
+  // all_logits, else [1, vocab] of the last.
+  Tensor forward(const int32_t* tokens, int64_t n, int64_t position, bool all_logits = false, int sequence = 0);
 
   // The same run, returning only the greedy next token: the argmax of the last row of logits (the
   // lowest index among equals, as std::max_element). On Cuda the argmax runs on the device and
   // only the id is copied back.
-  int32_t forward_argmax(const int32_t* tokens, int64_t n, int64_t position);
+  int32_t forward_argmax(const int32_t* tokens, int64_t n, int64_t position, int sequence = 0);
+
+  // One decode step of the sequences 0 .. count - 1 together (count <= batch()): tokens[i] at
+  // positions[i] of sequence i, whose cache holds the positions before it. The matmuls run once
+  // for all rows. Returns the logits [count, vocab].
+  Tensor forward_batch(const int32_t* tokens, const int64_t* positions, int64_t count);
+  // The same step, returning each sequence's greedy next token.
+  std::vector<int32_t> forward_batch_argmax(const int32_t* tokens, const int64_t* positions, int64_t count);
 
   // Bytes of weights held (quantized words, scales, biases and float tensors).
   uint64_t weight_bytes() const;

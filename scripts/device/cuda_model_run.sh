@@ -5,7 +5,9 @@
 # generate --device cuda. Output is kept short (the caller sees the last 12k characters); full
 # logs go under $OUT. Carry .devdeps (Highway, PCRE2: ../shared/device/fetch-debs.sh).
 #   STAGES="build test sanitize generate bench" scripts/device/cuda_model_run.sh
-# (also: qmm, the kernels' own tests; bench8b, a Llama-3-8B shape)
+# (also: qmm, the kernels' own tests; bench8b, a Llama-3-8B shape; batch, generate --batch-file on
+# the GPU against each prompt alone; bench-batch, decode at batch 1 and 16 (BATCH_SHAPES) beside
+# transformers bf16 (bench/transformers_generate.py) on the same shapes)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/afq-out}
@@ -53,7 +55,7 @@ fi
 if has sanitize; then
   section "compute-sanitizer memcheck on ops and two models"
   compute-sanitizer --tool memcheck --error-exitcode 9 $BUILD/cuda_model_test \
-    --gtest_filter='CudaEmbedding.*:CudaRmsNorm.*:CudaRope.*:CudaRopeQkStoreV.*:CudaStoreAtPosition.*:CudaArgmax.*:CudaElementwise.*:EveryFixture/GpuMatchesCpu.*/qwen3_qknorm:EveryFixture/GpuMatchesCpu.*/tinyshakes_5m_mlx_mixed_4_6:GpuForward.DecodeSteps*' \
+    --gtest_filter='CudaEmbedding.*:CudaRmsNorm.*:CudaRope.*:CudaRopeQkStoreV.*:CudaStoreAtPosition.*:CudaArgmax.*:CudaElementwise.*:EveryFixture/GpuMatchesCpu.*/qwen3_qknorm:EveryFixture/GpuMatchesCpu.*/tinyshakes_5m_mlx_mixed_4_6:GpuForward.DecodeSteps*:CudaAttention.Batched*' \
     >"$OUT/sanitizer.log" 2>&1
   echo "compute-sanitizer exit code $?"; grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/sanitizer.log" | head -5
   compute-sanitizer --tool memcheck --error-exitcode 9 $BUILD/cuda_model_test \
@@ -87,6 +89,43 @@ if has generate; then
   section "afq perplexity: cpu and cuda"
   for device in cpu cuda; do
     echo -n "$device: "; $afq perplexity --data models/tinyshakes-5m/valid.txt --max-tokens 8192 --device $device 2>&1 | tail -1
+  done
+fi
+
+if has batch; then
+  section "afq generate --batch-file --device cuda against each prompt alone (greedy, 48 tokens)"
+  printf 'ROMEO:\nFirst Citizen:\nKING RICHARD:\nJULIET:\nTo be, or not to be\n' >"$OUT/prompts.txt"
+  for extra in "" "--bits 4 --group-size 64"; do
+    $afq generate --device cuda --batch-file "$OUT/prompts.txt" --temp 0 --max-tokens 48 --ignore-eos --print-ids \
+      $extra >"$OUT/gen_batch.txt" 2>&1 || { echo "batch FAILED: $(tail -2 "$OUT/gen_batch.txt")"; continue; }
+    mapfile -t batch_ids < <(grep "^ids:" "$OUT/gen_batch.txt")
+    same=0
+    i=0
+    while IFS= read -r prompt; do
+      alone=$($afq generate --device cuda --prompt "$prompt" --temp 0 --max-tokens 48 --ignore-eos --print-ids $extra \
+        2>/dev/null | grep "^ids:")
+      [[ "$alone" == "${batch_ids[$i]}" ]] && same=$((same + 1)) || echo "  differs: $prompt"
+      i=$((i + 1))
+    done <"$OUT/prompts.txt"
+    echo "batch of $i ${extra:-(bf16)}: $same of $i equal to the prompt alone; $(tail -1 "$OUT/gen_batch.txt")"
+  done
+fi
+
+if has bench-batch; then
+  section "afq bench generate --device cuda --batch 1 and 16, beside transformers bf16"
+  for shape in ${BATCH_SHAPES:-llama-3.2-1b llama-3-8b}; do
+    for bits in 4 8; do
+      for batch in 1 16; do
+        echo -n "afq $shape $bits-bit batch $batch: "
+        $afq bench generate --device cuda --shape $shape --bits $bits --group-size 64 --prompt-tokens 512 \
+          --decode-tokens 64 --batch $batch --dir /tmp/afq-bench-$shape-$bits 2>&1 | tee -a "$OUT/bench_generate.txt" |
+          grep -E "^decode|^prompt" | tr '\n' ' '
+        echo
+      done
+      rm -rf /tmp/afq-bench-$shape-$bits
+    done
+    grep -E "device memory" "$OUT/bench_generate.txt" | tail -4
+    python3 bench/transformers_generate.py --shape $shape --batches 1,16 2>&1 | grep -vE "Warning|warn\(" | tail -4
   done
 fi
 

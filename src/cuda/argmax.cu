@@ -21,10 +21,13 @@ __device__ __forceinline__ bool better(float v, int32_t i, float best, int32_t b
   return v > best || (v == best && i < best_i);
 }
 
+// One block per row: row blockIdx.x of values, its result into out[blockIdx.x].
 template <class T>
 __global__ void argmax_kernel(const T* values, int64_t n, int32_t* out) {
   allow_dependent_launch();  // the next kernel may launch; it waits for this one before its reads
   wait_for_prior_kernel();
+  values += blockIdx.x * n;
+  out += blockIdx.x;
   __shared__ float best_values[32];
   __shared__ int32_t best_indices[32];
   float best = -INFINITY;
@@ -80,28 +83,33 @@ __global__ void argmax_kernel(const T* values, int64_t n, int32_t* out) {
 }  // namespace
 
 void argmax(const void* values, DType dtype, int64_t n, int32_t* out, CUstream_st* stream) {
-  if (n < 1 || n > INT_MAX - 1)
-    throw Error("[argmax] n=" + std::to_string(n) + " not allowed: 1 to 2^31 - 2 values");
+  argmax_rows(values, dtype, 1, n, out, stream);
+}
+
+void argmax_rows(const void* values, DType dtype, int64_t rows, int64_t n, int32_t* out, CUstream_st* stream) {
+  if (n < 1 || n > INT_MAX - 1 || rows < 1 || rows > INT_MAX)
+    throw Error("[argmax] rows=" + std::to_string(rows) + " n=" + std::to_string(n) +
+                " not allowed: at least one row of 1 to 2^31 - 2 values");
+  const dim3 grid(static_cast<unsigned>(rows));
   switch (dtype) {
     case DType::F32:
-      check_cuda(launch_dependent(argmax_kernel<float>, dim3(1), dim3(kThreads), 0, stream, device_compute_capability(),
+      check_cuda(launch_dependent(argmax_kernel<float>, grid, dim3(kThreads), 0, stream, device_compute_capability(),
                                   static_cast<const float*>(values), n, out),
                  "argmax_kernel launch");
       break;
     case DType::F16:
-      check_cuda(launch_dependent(argmax_kernel<__half>, dim3(1), dim3(kThreads), 0, stream,
-                                  device_compute_capability(), static_cast<const __half*>(values), n, out),
+      check_cuda(launch_dependent(argmax_kernel<__half>, grid, dim3(kThreads), 0, stream, device_compute_capability(),
+                                  static_cast<const __half*>(values), n, out),
                  "argmax_kernel launch");
       break;
     case DType::BF16:
-      check_cuda(launch_dependent(argmax_kernel<__nv_bfloat16>, dim3(1), dim3(kThreads), 0, stream,
+      check_cuda(launch_dependent(argmax_kernel<__nv_bfloat16>, grid, dim3(kThreads), 0, stream,
                                   device_compute_capability(), static_cast<const __nv_bfloat16*>(values), n, out),
                  "argmax_kernel launch");
       break;
     default:
       throw Error(dtype_list_error("argmax", "values", dtype, "F32, F16, BF16"));
   }
-  check_launch("argmax");
 }
 
 }  // namespace afq::cuda

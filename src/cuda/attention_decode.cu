@@ -1,6 +1,7 @@
 // Decode attention: one query row per head against the KV cache. The keys are cut into chunks,
 // one block per (head, chunk), so that a long cache fills the GPU; each block leaves its partial
-// softmax (max, sum, weighted values) in scratch and a second kernel merges them per head.
+// softmax (max, sum, weighted values) in scratch and a second kernel merges them per head. A
+// batch of sequences (one query row each, its own cache and position) adds a grid dimension.
 #include <cuda_bf16.h>
 
 #include <cmath>
@@ -15,20 +16,27 @@ namespace {
 
 constexpr int kWarps = 4;
 
-// A block's result: partial[(head * splits + split) * (head_dim + 2)] = {max, sum, values[head_dim]}.
+// A block's result: partial[((row * heads + head) * splits + split) * (head_dim + 2)] =
+// {max, sum, values[head_dim]}, row = blockIdx.z the sequence (its query at q + row * q_stride,
+// its cache slot_stride elements after the previous row's, its position device_positions[row]).
 // Lane l of a warp holds dims l, l + 32, ... (DimsPerLane of them, head_dim <= 32 * DimsPerLane).
 template <int DimsPerLane>
 __global__ void __launch_bounds__(kWarps * 32)
-    attention_decode_kernel(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, float* partial,
-                            AttentionShape s, int64_t first, int64_t keys, int64_t chunk, int splits,
-                            const int32_t* device_position) {
+    attention_decode_kernel(const __nv_bfloat16* q, int64_t q_stride, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                            int64_t slot_stride, float* partial, AttentionShape s, int64_t first, int64_t keys,
+                            int64_t chunk, int splits, const int32_t* device_positions) {
   allow_dependent_launch();  // the next kernel may launch; it waits for this one before its reads
   wait_for_prior_kernel();
   __shared__ float max_s[kWarps], sum_s[kWarps];
+  const int64_t row = blockIdx.z;
+  q += row * q_stride;
+  k += row * slot_stride;
+  v += row * slot_stride;
+  partial += row * s.heads * splits * (s.head_dim + 2);
   // Replayed from a CUDA graph: the keys come from the position on the device, over a fixed
   // number of splits (a split past the last key leaves max -inf, which the merge skips).
-  if (device_position) {
-    const int64_t last = *device_position;
+  if (device_positions) {
+    const int64_t last = device_positions[row];
     first = s.window > 0 ? max(int64_t{0}, last - s.window + 1) : 0;
     keys = last - first + 1;
     chunk = (keys + splits - 1) / splits;
@@ -96,11 +104,12 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-// One block per head, one thread per dim: the chunks' partial softmaxes rescaled to the common max.
+// One block per (head, row), one thread per dim: the chunks' partial softmaxes rescaled to the
+// common max.
 __global__ void attention_merge_kernel(const float* partial, __nv_bfloat16* out, int head_dim, int splits) {
   allow_dependent_launch();  // the next kernel may launch; it waits for this one before its reads
   wait_for_prior_kernel();
-  const int head = blockIdx.x, d = threadIdx.x;
+  const int head = blockIdx.x + blockIdx.y * gridDim.x, d = threadIdx.x;  // row-major over (row, head)
   if (d >= head_dim) return;
   const int64_t stride = head_dim + 2;
   const float* p = partial + int64_t{head} * splits * stride;
@@ -117,30 +126,39 @@ __global__ void attention_merge_kernel(const float* partial, __nv_bfloat16* out,
   out[int64_t{head} * head_dim + d] = from_float<__nv_bfloat16>(value / sum);
 }
 
+// Where the rows of a launch are: q_stride and slot_stride elements apart (0 and 0 for one row).
+struct Rows {
+  int64_t count = 1, q_stride = 0, slot_stride = 0;
+};
+
 template <int DimsPerLane>
-void launch(const void* q, const void* k, const void* v, float* scratch, const AttentionShape& s, int64_t first,
-            int64_t keys, int64_t chunk, int splits, const int32_t* device_position, cudaStream_t stream) {
-  check_cuda(launch_dependent(attention_decode_kernel<DimsPerLane>, dim3(dim3(s.heads, splits)), dim3(kWarps * 32), 0,
-                              stream, device_compute_capability(), static_cast<const __nv_bfloat16*>(q),
-                              static_cast<const __nv_bfloat16*>(k), static_cast<const __nv_bfloat16*>(v), scratch, s,
-                              first, keys, chunk, splits, device_position),
-             "attention_decode_kernel launch");
+void launch(const void* q, const void* k, const void* v, float* scratch, const AttentionShape& s, Rows rows,
+            int64_t first, int64_t keys, int64_t chunk, int splits, const int32_t* device_positions,
+            cudaStream_t stream) {
+  check_cuda(
+      launch_dependent(attention_decode_kernel<DimsPerLane>, dim3(s.heads, splits, static_cast<unsigned>(rows.count)),
+                       dim3(kWarps * 32), 0, stream, device_compute_capability(), static_cast<const __nv_bfloat16*>(q),
+                       rows.q_stride, static_cast<const __nv_bfloat16*>(k), static_cast<const __nv_bfloat16*>(v),
+                       rows.slot_stride, scratch, s, first, keys, chunk, splits, device_positions),
+      "attention_decode_kernel launch");
 }
 
-void launch_decode(const void* q, const void* k, const void* v, void* out, const AttentionShape& s, int64_t first,
-                   int64_t keys, int64_t chunk, int splits, const int32_t* device_position, float* scratch,
-                   cudaStream_t stream) {
-  if (s.head_dim <= 32) launch<1>(q, k, v, scratch, s, first, keys, chunk, splits, device_position, stream);
-  else if (s.head_dim <= 64) launch<2>(q, k, v, scratch, s, first, keys, chunk, splits, device_position, stream);
-  else if (s.head_dim <= 128) launch<4>(q, k, v, scratch, s, first, keys, chunk, splits, device_position, stream);
-  else launch<8>(q, k, v, scratch, s, first, keys, chunk, splits, device_position, stream);
-  check_launch("attention_decode");
+void launch_decode(const void* q, const void* k, const void* v, void* out, const AttentionShape& s, Rows rows,
+                   int64_t first, int64_t keys, int64_t chunk, int splits, const int32_t* device_positions,
+                   float* scratch, cudaStream_t stream) {
+  if (s.head_dim <= 32)
+    launch<1>(q, k, v, scratch, s, rows, first, keys, chunk, splits, device_positions, stream);
+  else if (s.head_dim <= 64)
+    launch<2>(q, k, v, scratch, s, rows, first, keys, chunk, splits, device_positions, stream);
+  else if (s.head_dim <= 128)
+    launch<4>(q, k, v, scratch, s, rows, first, keys, chunk, splits, device_positions, stream);
+  else
+    launch<8>(q, k, v, scratch, s, rows, first, keys, chunk, splits, device_positions, stream);
   const int threads = (s.head_dim + 31) / 32 * 32;
-  check_cuda(
-      launch_dependent(attention_merge_kernel, dim3(s.heads), dim3(threads), 0, stream, device_compute_capability(),
-                       scratch, static_cast<__nv_bfloat16*>(out), s.head_dim, splits),
-      "attention_merge_kernel launch");
-  check_launch("attention_decode merge");
+  check_cuda(launch_dependent(attention_merge_kernel, dim3(s.heads, static_cast<unsigned>(rows.count)), dim3(threads),
+                              0, stream, device_compute_capability(), scratch, static_cast<__nv_bfloat16*>(out),
+                              s.head_dim, splits),
+             "attention_merge_kernel launch");
 }
 
 }  // namespace
@@ -155,19 +173,28 @@ void attention_decode(const void* q, const void* k, const void* v, void* out, co
   int64_t splits = decode_splits(keys, s.heads, current_device_info().multiprocessors);
   const int64_t chunk = (keys + splits - 1) / splits;
   splits = (keys + chunk - 1) / chunk;  // no empty chunk
-  launch_decode(q, k, v, out, s, first, keys, chunk, static_cast<int>(splits), nullptr, scratch, stream);
+  launch_decode(q, k, v, out, s, Rows{}, first, keys, chunk, static_cast<int>(splits), nullptr, scratch, stream);
 }
 
 void attention_decode_at(const void* q, const void* k, const void* v, void* out, const AttentionShape& s,
                          const int32_t* position, int64_t max_keys, float* scratch, CUstream_st* stream) {
-  check_attention_shape(s, "attention_decode_at");
-  if (s.n != 1 || !position || max_keys < 1)
-    throw Error("[attention_decode_at] takes one query row, a device position and max_keys >= 1 (" + describe(s) +
-                " max_keys=" + std::to_string(max_keys) + ")");
-  // As many splits as the longest cache would get, so that one launch shape serves every step.
+  if (s.n != 1)
+    throw Error("[attention_decode_at] takes one query row (" + describe(s) + "); attention_decode_batch takes more");
+  attention_decode_batch(q, 0, k, v, 0, out, s, position, max_keys, scratch, stream);
+}
+
+void attention_decode_batch(const void* q, int64_t q_stride, const void* k, const void* v, int64_t slot_stride,
+                            void* out, const AttentionShape& s, const int32_t* positions, int64_t max_keys,
+                            float* scratch, CUstream_st* stream) {
+  check_attention_shape(s, "attention_decode_batch");
+  if (!positions || max_keys < 1 || s.n > 65535 || q_stride < 0 || slot_stride < 0)
+    throw Error("[attention_decode_batch] takes 1 to 65535 rows, device positions, max_keys >= 1 and strides >= 0 (" +
+                describe(s) + " max_keys=" + std::to_string(max_keys) + ")");
+  // As many splits as the longest cache would get, so that one launch shape serves every step
+  // (and the scratch that attention_scratch_floats sizes per row holds them).
   const int64_t keys = s.window > 0 ? std::min<int64_t>(max_keys, s.window) : max_keys;
   const int splits = static_cast<int>(decode_splits(keys, s.heads, current_device_info().multiprocessors));
-  launch_decode(q, k, v, out, s, 0, 0, 0, splits, position, scratch, stream);
+  launch_decode(q, k, v, out, s, Rows{s.n, q_stride, slot_stride}, 0, 0, 0, splits, positions, scratch, stream);
 }
 
 }  // namespace afq::cuda

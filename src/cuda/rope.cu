@@ -42,14 +42,21 @@ __global__ void rope_kernel(const __nv_bfloat16* x, __nv_bfloat16* y, int64_t pa
     rotate_pair(x, y, p, heads, half, position, inv_freq);
 }
 
-// A decode token's q rotated in place, its k rotated into the cache row of *device_position and
-// its v copied there: one thread per q pair, then per k pair, then per v element.
+// Decode tokens' q rotated in place, k rotated into the cache row of their position and v copied
+// there: one thread per q pair, then per k pair, then per v element; blockIdx.y is the token
+// (row r of q, k, v, at positions[r], in the cache of its sequence, slot_stride elements apart).
 __global__ void rope_qk_store_v_kernel(__nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
-                                       __nv_bfloat16* k_cache, __nv_bfloat16* v_cache, int heads, int kv_heads,
-                                       int half, const int32_t* device_position, const float* inv_freq) {
+                                       int64_t q_stride, int64_t kv_stride, __nv_bfloat16* k_cache,
+                                       __nv_bfloat16* v_cache, int64_t slot_stride, int heads, int kv_heads, int half,
+                                       const int32_t* positions, const float* inv_freq) {
   allow_dependent_launch();
   wait_for_prior_kernel();
-  const int64_t position = *device_position;
+  const int64_t row = blockIdx.y, position = positions[row];
+  q += row * q_stride;
+  k += row * kv_stride;
+  v += row * kv_stride;
+  k_cache += row * slot_stride;
+  v_cache += row * slot_stride;
   const int64_t q_pairs = int64_t{heads} * half, k_pairs = int64_t{kv_heads} * half, kv_dim = 2 * k_pairs;
   for (int64_t p = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; p < q_pairs + k_pairs + kv_dim;
        p += int64_t{gridDim.x} * blockDim.x) {
@@ -97,16 +104,24 @@ void rope_at(const void* x, void* y, int64_t y_position_stride, int heads, int h
 
 void rope_qk_store_v_at(void* q, const void* k, const void* v, void* k_cache, void* v_cache, int heads, int kv_heads,
                         int head_dim, const int32_t* position, const float* inv_freq, CUstream_st* stream) {
-  if (heads < 1 || kv_heads < 1 || head_dim < 2 || head_dim % 2 != 0 || !position)
-    throw Error("[rope_qk_store_v_at] heads=" + std::to_string(heads) + " kv_heads=" + std::to_string(kv_heads) +
-                " head_dim=" + std::to_string(head_dim) +
-                " not allowed: head_dim must be even and positive, heads positive, a position given");
+  rope_qk_store_v_batch(q, k, v, 1, 0, 0, k_cache, v_cache, 0, heads, kv_heads, head_dim, position, inv_freq, stream);
+}
+
+void rope_qk_store_v_batch(void* q, const void* k, const void* v, int64_t rows, int64_t q_stride, int64_t kv_stride,
+                           void* k_cache, void* v_cache, int64_t slot_stride, int heads, int kv_heads, int head_dim,
+                           const int32_t* positions, const float* inv_freq, CUstream_st* stream) {
+  if (heads < 1 || kv_heads < 1 || head_dim < 2 || head_dim % 2 != 0 || !positions || rows < 1 || rows > 65535 ||
+      q_stride < 0 || kv_stride < 0 || slot_stride < 0)
+    throw Error("[rope_qk_store_v_batch] rows=" + std::to_string(rows) + " heads=" + std::to_string(heads) +
+                " kv_heads=" + std::to_string(kv_heads) + " head_dim=" + std::to_string(head_dim) +
+                " not allowed: head_dim even and positive, heads positive, 1 to 65535 rows, strides >= 0, positions "
+                "given");
   const int64_t threads = int64_t{heads + 3 * kv_heads} * (head_dim / 2);  // q pairs, k pairs, v elements
-  check_cuda(launch_dependent(rope_qk_store_v_kernel, dim3(grid_for(threads, 256)), dim3(256), 0, stream,
-                              device_compute_capability(), static_cast<__nv_bfloat16*>(q),
-                              static_cast<const __nv_bfloat16*>(k), static_cast<const __nv_bfloat16*>(v),
-                              static_cast<__nv_bfloat16*>(k_cache), static_cast<__nv_bfloat16*>(v_cache), heads,
-                              kv_heads, head_dim / 2, position, inv_freq),
+  check_cuda(launch_dependent(rope_qk_store_v_kernel, dim3(grid_for(threads, 256), static_cast<unsigned>(rows)),
+                              dim3(256), 0, stream, device_compute_capability(), static_cast<__nv_bfloat16*>(q),
+                              static_cast<const __nv_bfloat16*>(k), static_cast<const __nv_bfloat16*>(v), q_stride,
+                              kv_stride, static_cast<__nv_bfloat16*>(k_cache), static_cast<__nv_bfloat16*>(v_cache),
+                              slot_stride, heads, kv_heads, head_dim / 2, positions, inv_freq),
              "rope_qk_store_v_kernel launch");
 }
 

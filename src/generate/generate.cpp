@@ -28,84 +28,200 @@ size_t held_back(std::string_view text, const std::vector<std::string>& stops) {
   return hold;
 }
 
+void check_prompt(const std::vector<int32_t>& prompt, const Model& model, const std::string& which) {
+  if (prompt.empty()) throw Error(which + " has no tokens");
+  if (static_cast<int64_t>(prompt.size()) >= model.max_context())
+    throw Error(which + " has " + std::to_string(prompt.size()) + " tokens, the context holds " +
+                std::to_string(model.max_context()) + " (raise --max-context)");
+}
+
+// One sequence's output as its tokens arrive: the stop conditions, and its text handed out as
+// soon as it is complete UTF-8 and cannot be the start of a stop string.
+class Continuation {
+ public:
+  Continuation(const Model& model, const Tokenizer& tokenizer, const std::vector<int32_t>& prompt,
+               const GenerateOptions& options, std::function<void(std::string_view)> on_text)
+      : options_(options), decoder_(tokenizer, prompt), history_(prompt), on_text_(std::move(on_text)) {
+    eos_ = tokenizer.eos_ids();
+    for (int32_t id : model.config().eos_token_ids)
+      if (std::find(eos_.begin(), eos_.end(), id) == eos_.end()) eos_.push_back(id);
+    for (const auto& s : options.stop)
+      if (!s.empty()) stops_.push_back(s);
+    result.prompt_tokens = static_cast<int64_t>(prompt.size());
+    result.stop_reason = "max tokens";
+  }
+
+  // Takes the next token; false when the sequence stops here (EOS, a stop string, max tokens).
+  bool push(int32_t token) {
+    if (options_.stop_at_eos && std::find(eos_.begin(), eos_.end(), token) != eos_.end()) {
+      result.stop_reason = "eos";
+      return false;
+    }
+    result.tokens.push_back(token);
+    history_.push_back(token);
+    pending_ += decoder_.push(token);
+    // A stop string ends generation; the text before it is the last output.
+    bool stopped = false;
+    for (const auto& stop : stops_) {
+      if (auto at = pending_.find(stop); at != std::string::npos) {
+        pending_.resize(at);
+        stopped = true;
+      }
+    }
+    const size_t hold = stopped ? 0 : held_back(pending_, stops_);
+    if (pending_.size() > hold) {
+      on_text_(std::string_view(pending_).substr(0, pending_.size() - hold));
+      pending_.erase(0, pending_.size() - hold);
+    }
+    if (stopped) {
+      result.stop_reason = "stop string";
+      pending_.clear();
+      return false;
+    }
+    return static_cast<int>(result.tokens.size()) < options_.max_tokens;
+  }
+
+  // The text held back for a stop string that did not come, and what the decoder still holds.
+  void finish() {
+    if (result.stop_reason != "stop string") pending_ += decoder_.flush();
+    if (!pending_.empty()) on_text_(pending_);
+    pending_.clear();
+  }
+
+  const std::vector<int32_t>& history() const { return history_; }
+
+  GenerateResult result;
+
+ private:
+  const GenerateOptions& options_;
+  StreamingDecoder decoder_;  // continues the prompt: SentencePiece keeps the space
+  std::vector<int32_t> history_;
+  std::vector<int32_t> eos_;
+  std::vector<std::string> stops_;
+  std::string pending_;  // decoded text not yet handed to on_text
+  std::function<void(std::string_view)> on_text_;
+};
+
+// Greedy without a penalty needs no logits on the host: the model's own argmax (on the GPU,
+// only the token ids come back). Anything else samples from the logits on the CPU.
+bool is_greedy(const SamplingOptions& s) { return s.temperature == 0.0f && s.repetition_penalty == 1.0f; }
+
+int32_t sample_row(Sampler& sampler, const Tensor& logits, int64_t row, std::span<const int32_t> history) {
+  const int64_t vocab = logits.dim(1);
+  float* values = const_cast<Tensor&>(logits).mutable_data<float>() + row * vocab;
+  return sampler.sample({values, static_cast<size_t>(vocab)}, history);
+}
+
 }  // namespace
 
 GenerateResult generate(Model& model, const Tokenizer& tokenizer, const std::vector<int32_t>& prompt,
                         const GenerateOptions& options, const std::function<void(std::string_view)>& on_text) {
-  if (prompt.empty()) throw Error("the prompt has no tokens");
-  if (static_cast<int64_t>(prompt.size()) >= model.max_context())
-    throw Error("the prompt has " + std::to_string(prompt.size()) + " tokens, the context holds " +
-                std::to_string(model.max_context()) + " (raise --max-context)");
-  std::vector<int32_t> eos = tokenizer.eos_ids();
-  for (int32_t id : model.config().eos_token_ids)
-    if (std::find(eos.begin(), eos.end(), id) == eos.end()) eos.push_back(id);
-  std::vector<std::string> stops;
-  for (const auto& s : options.stop)
-    if (!s.empty()) stops.push_back(s);
-
-  GenerateResult result;
-  result.prompt_tokens = static_cast<int64_t>(prompt.size());
+  check_prompt(prompt, model, "the prompt");
   Sampler sampler(options.sampling);
-  StreamingDecoder decoder(tokenizer, prompt);  // continues the prompt: SentencePiece keeps the space
-  std::vector<int32_t> history = prompt;
-  std::string pending;  // decoded text not yet handed to on_text
-
-  // Greedy without a penalty needs no logits on the host: the model's own argmax (on the GPU,
-  // only the token id comes back). Anything else samples from the logits on the CPU.
-  const bool greedy = options.sampling.temperature == 0.0f && options.sampling.repetition_penalty == 1.0f;
+  Continuation out(model, tokenizer, prompt, options, on_text);
+  const bool greedy = is_greedy(options.sampling);
   auto next_token = [&](const int32_t* tokens, int64_t n, int64_t at) {
     if (greedy) return model.forward_argmax(tokens, n, at);
-    Tensor logits = model.forward(tokens, n, at);
-    return sampler.sample({logits.mutable_data<float>(), static_cast<size_t>(logits.dim(1))}, history);
+    return sample_row(sampler, model.forward(tokens, n, at), 0, out.history());
   };
 
-  auto start = Clock::now();
+  const auto start = Clock::now();
   int32_t next = next_token(prompt.data(), static_cast<int64_t>(prompt.size()), 0);
+  out.result.prompt_seconds = seconds_since(start);
+  const auto decode_start = Clock::now();
   int64_t position = static_cast<int64_t>(prompt.size());
-  auto decode_start = start;
-  result.stop_reason = "max tokens";
-  for (int step = 0; step < options.max_tokens; ++step) {
-    if (step == 0) {
-      result.prompt_seconds = seconds_since(start);
-      decode_start = Clock::now();
+  if (options.max_tokens > 0) {
+    while (out.push(next)) {
+      if (position + 1 > model.max_context()) {
+        out.result.stop_reason = "context full";
+        break;
+      }
+      const int32_t token = next;
+      next = next_token(&token, 1, position++);
     }
-    if (options.stop_at_eos && std::find(eos.begin(), eos.end(), next) != eos.end()) {
-      result.stop_reason = "eos";
-      break;
-    }
-    result.tokens.push_back(next);
-    history.push_back(next);
-    pending += decoder.push(next);
-    // A stop string ends generation; the text before it is the last output.
-    bool stopped = false;
-    for (const auto& stop : stops) {
-      if (auto at = pending.find(stop); at != std::string::npos) {
-        pending.resize(at);
-        stopped = true;
+  }
+  out.finish();
+  out.result.generate_seconds = seconds_since(decode_start);
+  return out.result;
+}
+
+std::vector<GenerateResult> generate_batch(Model& model, const Tokenizer& tokenizer,
+                                           const std::vector<std::vector<int32_t>>& prompts,
+                                           const GenerateOptions& options,
+                                           const std::function<void(size_t, std::string_view)>& on_text) {
+  const int64_t count = static_cast<int64_t>(prompts.size());
+  if (count < 1 || count > model.batch())
+    throw Error(std::to_string(count) + " prompts, the model was loaded for a batch of 1 to " +
+                std::to_string(model.batch()));
+  for (size_t i = 0; i < prompts.size(); ++i) check_prompt(prompts[i], model, "prompt " + std::to_string(i + 1));
+  const bool greedy = is_greedy(options.sampling);
+  std::vector<Sampler> samplers;
+  std::vector<Continuation> outs;
+  outs.reserve(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    SamplingOptions sampling = options.sampling;
+    sampling.seed += i;  // each sequence its own stream, reproducible from the one seed
+    samplers.emplace_back(sampling);
+    outs.emplace_back(model, tokenizer, prompts[i], options, [&on_text, i](std::string_view t) { on_text(i, t); });
+  }
+
+  // Each prompt into its own sequence's cache, one after the other.
+  std::vector<int32_t> next(prompts.size());
+  std::vector<int64_t> positions(prompts.size());
+  for (int64_t i = 0; i < count; ++i) {
+    const auto start = Clock::now();
+    const int64_t n = static_cast<int64_t>(prompts[i].size());
+    next[i] = greedy ? model.forward_argmax(prompts[i].data(), n, 0, static_cast<int>(i))
+                     : sample_row(samplers[i], model.forward(prompts[i].data(), n, 0, false, static_cast<int>(i)), 0,
+                                  outs[i].history());
+    positions[i] = n;
+    outs[i].result.prompt_seconds = seconds_since(start);
+  }
+
+  // Then decode steps of all sequences together until every one has stopped. A stopped sequence
+  // still takes part while one after it runs (its row recomputes its last position, unused), so
+  // that the steps keep their shape; the steps shrink past the last running one.
+  const auto decode_start = Clock::now();
+  std::vector<bool> running(prompts.size(), options.max_tokens > 0);
+  for (;;) {
+    for (int64_t i = 0; i < count; ++i) {
+      if (!running[i]) continue;
+      if (!outs[i].push(next[i])) {
+        running[i] = false;
+      } else if (positions[i] + 1 > model.max_context()) {
+        outs[i].result.stop_reason = "context full";
+        running[i] = false;
       }
     }
-    const size_t hold = stopped ? 0 : held_back(pending, stops);
-    if (pending.size() > hold) {
-      on_text(std::string_view(pending).substr(0, pending.size() - hold));
-      pending.erase(0, pending.size() - hold);
+    int64_t rows = count;
+    while (rows > 0 && !running[rows - 1]) --rows;
+    if (rows == 0) break;
+    std::vector<int64_t> step_positions(positions.begin(), positions.begin() + rows);
+    for (int64_t i = 0; i < rows; ++i)
+      if (!running[i]) step_positions[i] = std::min<int64_t>(positions[i], model.max_context() - 1);
+    std::vector<int32_t> ids;
+    if (greedy) {
+      ids = model.forward_batch_argmax(next.data(), step_positions.data(), rows);
+    } else {
+      const Tensor logits = model.forward_batch(next.data(), step_positions.data(), rows);
+      ids.resize(static_cast<size_t>(rows));
+      for (int64_t i = 0; i < rows; ++i)
+        if (running[i]) ids[i] = sample_row(samplers[i], logits, i, outs[i].history());
     }
-    if (stopped) {
-      result.stop_reason = "stop string";
-      pending.clear();
-      break;
-    }
-    if (step + 1 == options.max_tokens) break;
-    if (position + 1 > model.max_context()) {
-      result.stop_reason = "context full";
-      break;
-    }
-    const int32_t token = next;
-    next = next_token(&token, 1, position++);
+    for (int64_t i = 0; i < rows; ++i)
+      if (running[i]) {
+        next[i] = ids[i];
+        ++positions[i];
+      }
   }
-  if (result.stop_reason != "stop string") pending += decoder.flush();
-  if (!pending.empty()) on_text(pending);
-  result.generate_seconds = seconds_since(decode_start);
-  return result;
+  const double decode_seconds = seconds_since(decode_start);
+  std::vector<GenerateResult> results;
+  for (Continuation& out : outs) {
+    out.finish();
+    out.result.generate_seconds = decode_seconds;
+    results.push_back(std::move(out.result));
+  }
+  return results;
 }
 
 }  // namespace afq

@@ -4,9 +4,10 @@
 // forward pass allocates nothing. Matmul inputs and outputs, q/k/v and the cache are bf16; the
 // residual stream stays float32 (a few KiB per token) so that the adds of many layers do not
 // accumulate bf16 rounding. All math is float32. Prompts run in chunks of kChunkRows tokens.
-// A decode step (one token) is captured once as a CUDA graph and replayed: its kernels read the
-// token and position from device memory, so one graph serves every step (AFQ_CUDA_GRAPHS=0, or
-// LoadOptions::cuda_graphs = false, launches them one by one instead). Linears that read the same
+// A decode step (one token of each of 1 to `batch` sequences, every sequence with its own KV
+// cache) is captured once per number of sequences as a CUDA graph and replayed: its kernels read
+// the tokens and positions from device memory, so one graph serves every step (AFQ_CUDA_GRAPHS=0,
+// or LoadOptions::cuda_graphs = false, launches them one by one instead). Linears that read the same
 // input and are stored alike (q/k/v; gate/up) are concatenated along N at upload and run as one
 // matmul: at decode a small GEMV costs its launch and ramp more than its bytes.
 #include <algorithm>
@@ -31,7 +32,7 @@ namespace afq::model_detail {
 
 #ifndef AFQ_HAVE_CUDA
 
-std::unique_ptr<DeviceForward> make_cuda_forward(const HostWeights&, int, bool,
+std::unique_ptr<DeviceForward> make_cuda_forward(const HostWeights&, int, int, bool,
                                                  const std::function<void(const std::string&)>&,
                                                  const std::function<void(size_t, size_t, const std::string&)>&) {
   throw DeviceError("--device cuda: this build of afq has no CUDA (configure with nvcc present and -DAFQ_CUDA=ON)");
@@ -174,10 +175,13 @@ Linear concat_linears(std::initializer_list<const Linear*> parts) {
 
 class CudaLlama final : public DeviceForward {
  public:
-  CudaLlama(const HostWeights& w, int max_context, bool graphs, const std::function<void(const std::string&)>& notice,
+  CudaLlama(const HostWeights& w, int max_context, int batch, bool graphs,
+            const std::function<void(const std::string&)>& notice,
             const std::function<void(size_t, size_t, const std::string&)>& progress);
-  Tensor forward(const int32_t* tokens, int64_t n, int64_t position, bool all_logits) override;
-  int32_t forward_argmax(const int32_t* tokens, int64_t n, int64_t position) override;
+  Tensor forward(const int32_t* tokens, int64_t n, int64_t position, bool all_logits, int sequence) override;
+  int32_t forward_argmax(const int32_t* tokens, int64_t n, int64_t position, int sequence) override;
+  Tensor forward_batch(const int32_t* tokens, const int64_t* positions, int64_t count) override;
+  std::vector<int32_t> forward_batch_argmax(const int32_t* tokens, const int64_t* positions, int64_t count) override;
   uint64_t device_bytes() const override { return allocated_; }
 
  private:
@@ -190,31 +194,35 @@ class CudaLlama final : public DeviceForward {
 
   void check_tokens(const int32_t* tokens, int64_t n) const;
   void linear(const DeviceLinear& l, const void* x, DType x_dtype, int64_t m, void* y, DType y_dtype);
-  void run_layers(const int32_t* tokens, int64_t rows, int64_t position);
-  // With device_position (one int32 on the device) the layer runs one token at that position
-  // with the graph-replayable ops, and `position` is unused.
-  void layer_forward(int l, int64_t rows, int64_t position, const int32_t* device_position = nullptr);
-  // One token through the whole model into logits_ and argmax_: the graph when there is one.
-  void decode_step(int32_t token, int64_t position);
-  void record_decode_step();
+  void run_layers(const int32_t* tokens, int64_t rows, int64_t position, int sequence);
+  // `rows` tokens of sequence `sequence` at positions [position, position + rows). With
+  // device_positions (int32 [rows] on the device) instead: one token of each of the sequences
+  // 0 .. rows - 1, at those positions, with the graph-replayable ops (position and sequence unused).
+  void layer_forward(int l, int64_t rows, int64_t position, int sequence, const int32_t* device_positions = nullptr);
+  // One token of each of the sequences 0 .. count - 1 through the whole model into logits_ and
+  // argmax_: the graph for `count` when there is one.
+  void decode_step(const int32_t* tokens, const int64_t* positions, int64_t count);
+  void record_decode_step(int64_t count);
   // Final norm + lm_head of the rows [first, first + count) of the last chunk into logits_.
   void head(int64_t first, int64_t count);
   void download_logits(int64_t count, float* out);
 
   ModelConfig cfg_;
   int max_ctx_ = 0;
+  int batch_ = 1;      // sequences, each with a KV cache of max_ctx_ tokens
   int64_t chunk_ = 0;  // rows the activations hold
   int64_t hd_ = 0, qd_ = 0, kvd_ = 0;
   uint64_t allocated_ = 0;
   cuda::Stream stream_;
   std::function<void(const std::string&)> notice_;
 
-  // The decode step as a CUDA graph, captured at the second step (the first runs the same work
-  // directly, so that lazy set-up in cuBLAS and the kernels' launchers stays out of the capture).
+  // The decode step of `count` sequences as a CUDA graph (index count), captured at its second
+  // step (the first runs the same work directly, so that lazy set-up in cuBLAS and the kernels'
+  // launchers stays out of the capture).
   bool use_graphs_ = false;
-  int64_t direct_decode_steps_ = 0;
-  cuda::Graph decode_graph_;
-  DeviceBuffer decode_step_;  // int32 [2]: the token and its position
+  std::vector<int64_t> direct_decode_steps_;
+  std::vector<cuda::Graph> decode_graphs_;
+  DeviceBuffer decode_step_;  // int32 [2 * batch]: the tokens, then their positions
 
   // Weights.
   std::optional<cuda::DeviceQuantizedWeight> embed_q_;
@@ -227,7 +235,7 @@ class CudaLlama final : public DeviceForward {
   // the argmax, same speed. A float one writes f32 logits from cuBLAS.
   DType head_x_dtype_ = DType::BF16, logits_dtype_ = DType::F32;
 
-  // KV cache [layers, max_ctx, kv_heads, head_dim] bf16, zeroed at load.
+  // KV cache [layers, batch, max_ctx, kv_heads, head_dim] bf16, zeroed at load.
   DeviceBuffer k_cache_, v_cache_;
 
   // Activations for chunk_ rows.
@@ -240,8 +248,8 @@ class CudaLlama final : public DeviceForward {
   DeviceBuffer gate_, up_;         // bf16 [chunk, intermediate]
   DeviceBuffer gate_up_;           // bf16 [chunk, 2 intermediate]: the fused gate/up output
   DeviceBuffer logits_;            // logits_dtype_ [chunk, vocab]
-  DeviceBuffer scratch_;           // F32: decode attention's partial softmaxes
-  DeviceBuffer argmax_;            // int32 [1]
+  DeviceBuffer scratch_;           // F32: decode attention's partial softmaxes, for batch rows
+  DeviceBuffer argmax_;            // int32 [batch]
 };
 
 DeviceBuffer CudaLlama::buffer(uint64_t bytes, const char* what) {
@@ -297,33 +305,41 @@ MemoryPlan CudaLlama::plan(const HostWeights& w) const {
                                          : uint64_t(c.vocab_size) * uint64_t(c.hidden_size) * 2;
   if (!lm_head_shares_embedding(w)) p.weights += linear_bytes(w.lm_head);
   p.weights += uint64_t(c.hidden_size) * 4 + uint64_t(hd_) * 2;
-  p.kv_cache = 2 * uint64_t(c.num_layers) * uint64_t(max_ctx_) * uint64_t(kvd_) * 2;
+  p.kv_cache = 2 * uint64_t(c.num_layers) * uint64_t(batch_) * uint64_t(max_ctx_) * uint64_t(kvd_) * 2;
   const uint64_t rows = uint64_t(chunk_);
-  p.activations = rows * (4 + uint64_t(c.hidden_size) * (4 + 2 + 2) + uint64_t(qd_) * 2 * 2 + uint64_t(kvd_) * 2 * 2 +
-                          uint64_t(qd_ + 2 * kvd_) * 2 + uint64_t(c.intermediate_size) * 2 * 4 +
-                          uint64_t(c.vocab_size) * 4) +
-                  cuda::attention_scratch_floats(c.num_heads, c.head_dim, max_ctx_) * 4;
+  p.activations =
+      rows * (4 + uint64_t(c.hidden_size) * (4 + 2 + 2) + uint64_t(qd_) * 2 * 2 + uint64_t(kvd_) * 2 * 2 +
+              uint64_t(qd_ + 2 * kvd_) * 2 + uint64_t(c.intermediate_size) * 2 * 4 + uint64_t(c.vocab_size) * 4) +
+      uint64_t(batch_) * cuda::attention_scratch_floats(c.num_heads, c.head_dim, max_ctx_) * 4;
   return p;
 }
 
-CudaLlama::CudaLlama(const HostWeights& w, int max_context, bool graphs,
+CudaLlama::CudaLlama(const HostWeights& w, int max_context, int batch, bool graphs,
                      const std::function<void(const std::string&)>& notice,
                      const std::function<void(size_t, size_t, const std::string&)>& progress)
-    : cfg_(w.config), max_ctx_(max_context), notice_(notice), use_graphs_(graphs) {
+    : cfg_(w.config),
+      max_ctx_(max_context),
+      batch_(batch),
+      notice_(notice),
+      use_graphs_(graphs),
+      direct_decode_steps_(size_t(batch) + 1, 0),
+      decode_graphs_(size_t(batch) + 1) {
   const ModelConfig& c = cfg_;
   hd_ = c.head_dim;
   qd_ = int64_t{c.num_heads} * hd_;
   kvd_ = int64_t{c.num_kv_heads} * hd_;
-  chunk_ = std::min<int64_t>(kChunkRows, max_ctx_);
+  chunk_ = std::max<int64_t>(std::min<int64_t>(kChunkRows, max_ctx_), batch_);
 
   const MemoryPlan need = plan(w);
   const cuda::MemoryInfo memory = cuda::memory_info();
   if (need.total() + kReservedBytes > memory.free_bytes)
     throw DeviceError("--device cuda: the model needs " + gib(need.total()) + " of device memory (weights " +
-                      gib(need.weights) + ", KV cache " + gib(need.kv_cache) + " for " + std::to_string(max_ctx_) +
-                      " tokens, activations " + gib(need.activations) + ") plus " + gib(kReservedBytes) +
-                      " kept free, and the device has " + gib(memory.free_bytes) + " free of " +
-                      gib(memory.total_bytes) + ": lower --max-context, or quantize with fewer --bits");
+                      gib(need.weights) + ", KV cache " + gib(need.kv_cache) + " for " +
+                      (batch_ > 1 ? std::to_string(batch_) + " sequences of " : std::string()) +
+                      std::to_string(max_ctx_) + " tokens, activations " + gib(need.activations) + ") plus " +
+                      gib(kReservedBytes) + " kept free, and the device has " + gib(memory.free_bytes) + " free of " +
+                      gib(memory.total_bytes) + ": lower --max-context" + (batch_ > 1 ? " or the batch" : "") +
+                      ", or quantize with fewer --bits");
 
   // Weights.
   if (w.embed_q) {
@@ -375,7 +391,7 @@ CudaLlama::CudaLlama(const HostWeights& w, int max_context, bool graphs,
   inv_freq_ = upload(w.inv_freq.data(), w.inv_freq.size() * sizeof(float), "RoPE frequencies");
 
   // KV cache, zeroed so that reading a position never written gives what the CPU's zeroed cache gives.
-  const uint64_t cache_bytes = uint64_t(c.num_layers) * uint64_t(max_ctx_) * uint64_t(kvd_) * 2;
+  const uint64_t cache_bytes = uint64_t(c.num_layers) * uint64_t(batch_) * uint64_t(max_ctx_) * uint64_t(kvd_) * 2;
   k_cache_ = buffer(cache_bytes, "K cache");
   v_cache_ = buffer(cache_bytes, "V cache");
   cuda::zero_fill(k_cache_.get(), cache_bytes, stream_.get());
@@ -396,15 +412,18 @@ CudaLlama::CudaLlama(const HostWeights& w, int max_context, bool graphs,
   gate_ = buffer(rows * c.intermediate_size * 2, "MLP gate");
   up_ = buffer(rows * c.intermediate_size * 2, "MLP up");
   logits_ = buffer(rows * c.vocab_size * dtype_size(logits_dtype_), "logits");
-  scratch_ = buffer(cuda::attention_scratch_floats(c.num_heads, c.head_dim, max_ctx_) * 4, "attention scratch");
-  argmax_ = buffer(4, "argmax");
-  decode_step_ = buffer(8, "decode step");
+  scratch_ = buffer(uint64_t(batch_) * cuda::attention_scratch_floats(c.num_heads, c.head_dim, max_ctx_) * 4,
+                    "attention scratch");
+  argmax_ = buffer(uint64_t(batch_) * 4, "argmax");
+  decode_step_ = buffer(uint64_t(batch_) * 8, "decode step");
   // DeviceQuantizedWeight::upload copies on the legacy default stream, which a non-blocking
   // stream does not wait for: finish both before the first forward pass.
   cuda::synchronize(nullptr);
   cuda::synchronize(stream_.get());
-  if (notice) notice("on the GPU: " + gib(allocated_) + " of device memory (weights " + gib(need.weights) +
-                     ", KV cache " + gib(need.kv_cache) + " for " + std::to_string(max_ctx_) + " tokens)");
+  if (notice)
+    notice("on the GPU: " + gib(allocated_) + " of device memory (weights " + gib(need.weights) + ", KV cache " +
+           gib(need.kv_cache) + " for " + (batch_ > 1 ? std::to_string(batch_) + " sequences of " : std::string()) +
+           std::to_string(max_ctx_) + " tokens)");
 }
 
 void CudaLlama::check_tokens(const int32_t* tokens, int64_t n) const {
@@ -424,7 +443,7 @@ void CudaLlama::linear(const DeviceLinear& l, const void* x, DType x_dtype, int6
   if (l.bias.get()) cuda::add_bias(y, y_dtype, l.bias.as<float>(), m, l.n, stream_.get());
 }
 
-void CudaLlama::layer_forward(int l, int64_t rows, int64_t position, const int32_t* device_position) {
+void CudaLlama::layer_forward(int l, int64_t rows, int64_t position, int sequence, const int32_t* device_positions) {
   const ModelConfig& c = cfg_;
   const DeviceLayer& L = layers_[l];
   CUstream_st* s = stream_.get();
@@ -432,21 +451,25 @@ void CudaLlama::layer_forward(int l, int64_t rows, int64_t position, const int32
   const DType bf16 = DType::BF16;
 
   // hidden = input_layernorm(x); q, k, v projections. Fused, one token's q, k, v are consecutive
-  // in the output row; more tokens' are copied apart into q_, k_, v_.
+  // in the output row; the decode step of a batch reads them there too (rows q_stride apart),
+  // other runs of more tokens copy them apart into q_, k_, v_.
   // (Past the first layer, the previous layer's last residual add left this norm in xn_.)
   if (l == 0)
     cuda::rms_norm(x_.get(), DType::F32, L.input_norm.as<float>(), xn_.get(), bf16, rows, h, c.rms_norm_eps, s);
   void* q = q_.get();
   void* k = k_.get();
   void* v = v_.get();
+  int64_t q_stride = qd_, kv_stride = kvd_;  // elements from one row's q (k, v) to the next's
   if (L.qkv) {
     linear(*L.qkv, xn_.get(), bf16, rows, qkv_.get(), bf16);
     auto* qkv = qkv_.as<uint16_t>();
     const int64_t row = qd_ + 2 * kvd_;  // elements
-    if (rows == 1) {
+    // Qwen3's q/k norms take contiguous heads: a batch with them is copied apart as a prompt is.
+    if (rows == 1 || (device_positions && !c.qk_norm)) {
       q = qkv;
       k = qkv + qd_;
       v = qkv + qd_ + kvd_;
+      q_stride = kv_stride = row;
     } else {
       cuda::copy_rows_on_device(q, uint64_t(qd_) * 2, qkv, uint64_t(row) * 2, uint64_t(qd_) * 2, rows, s);
       cuda::copy_rows_on_device(k, uint64_t(kvd_) * 2, qkv + qd_, uint64_t(row) * 2, uint64_t(kvd_) * 2, rows, s);
@@ -464,13 +487,15 @@ void CudaLlama::layer_forward(int l, int64_t rows, int64_t position, const int32
     cuda::rms_norm(q, bf16, L.q_norm.as<float>(), q, bf16, rows * c.num_heads, hd_, c.rms_norm_eps, s);
     cuda::rms_norm(k, bf16, L.k_norm.as<float>(), k, bf16, rows * c.num_kv_heads, hd_, c.rms_norm_eps, s);
   }
-  const int64_t layer_offset = int64_t{l} * max_ctx_ * kvd_;  // elements
+  // This layer's cache of sequence `sequence` (of sequence 0 for a batch, the others after it).
+  const int64_t slot = int64_t{max_ctx_} * kvd_;  // elements of one sequence's cache
+  const int64_t layer_offset = (int64_t{l} * batch_ + (device_positions ? 0 : sequence)) * slot;
   auto* k_layer = k_cache_.as<uint16_t>() + layer_offset;
   auto* v_layer = v_cache_.as<uint16_t>() + layer_offset;
   const float* inv_freq = inv_freq_.as<float>();
-  if (device_position) {
-    cuda::rope_qk_store_v_at(q, k, v, k_layer, v_layer, c.num_heads, c.num_kv_heads, c.head_dim, device_position,
-                             inv_freq, s);
+  if (device_positions) {
+    cuda::rope_qk_store_v_batch(q, k, v, rows, q_stride, kv_stride, k_layer, v_layer, slot, c.num_heads, c.num_kv_heads,
+                                c.head_dim, device_positions, inv_freq, s);
   } else {
     cuda::rope(q, q, rows, c.num_heads, c.head_dim, position, inv_freq, s);
     cuda::rope(k, k_layer + position * kvd_, rows, c.num_kv_heads, c.head_dim, position, inv_freq, s);
@@ -486,9 +511,9 @@ void CudaLlama::layer_forward(int l, int64_t rows, int64_t position, const int32
   shape.head_dim = c.head_dim;
   shape.window = c.sliding_window;
   shape.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  if (device_position)
-    cuda::attention_decode_at(q, k_layer, v_layer, att_.get(), shape, device_position, max_ctx_,
-                              scratch_.as<float>(), s);
+  if (device_positions)
+    cuda::attention_decode_batch(q, q_stride, k_layer, v_layer, slot, att_.get(), shape, device_positions, max_ctx_,
+                                 scratch_.as<float>(), s);
   else
     cuda::attention(q, k_layer, v_layer, att_.get(), shape, scratch_.as<float>(), s);
 
@@ -515,51 +540,51 @@ void CudaLlama::layer_forward(int l, int64_t rows, int64_t position, const int32
     cuda::add_residual(x_.as<float>(), proj_.get(), rows * h, s);
 }
 
-void CudaLlama::run_layers(const int32_t* tokens, int64_t rows, int64_t position) {
+void CudaLlama::run_layers(const int32_t* tokens, int64_t rows, int64_t position, int sequence) {
   CUstream_st* s = stream_.get();
   cuda::copy_to_device(tokens_.get(), tokens, uint64_t(rows) * 4, s);
   if (embed_q_)
     cuda::embedding_lookup_quantized(tokens_.as<int32_t>(), rows, *embed_q_, x_.as<float>(), s);
   else
     cuda::embedding_lookup(tokens_.as<int32_t>(), rows, embed_.get(), DType::BF16, cfg_.hidden_size, x_.as<float>(), s);
-  for (int l = 0; l < cfg_.num_layers; ++l) layer_forward(l, rows, position);
+  for (int l = 0; l < cfg_.num_layers; ++l) layer_forward(l, rows, position, sequence);
 }
 
-void CudaLlama::record_decode_step() {
+void CudaLlama::record_decode_step(int64_t count) {
   CUstream_st* s = stream_.get();
-  const int32_t* token = decode_step_.as<int32_t>();
-  const int32_t* position = token + 1;
+  const int32_t* tokens = decode_step_.as<int32_t>();
+  const int32_t* positions = tokens + batch_;
   if (embed_q_)
-    cuda::embedding_lookup_quantized(token, 1, *embed_q_, x_.as<float>(), s);
+    cuda::embedding_lookup_quantized(tokens, count, *embed_q_, x_.as<float>(), s);
   else
-    cuda::embedding_lookup(token, 1, embed_.get(), DType::BF16, cfg_.hidden_size, x_.as<float>(), s);
-  for (int l = 0; l < cfg_.num_layers; ++l) layer_forward(l, 1, 0, position);
-  head(0, 1);
-  cuda::argmax(logits_.get(), logits_dtype_, cfg_.vocab_size, argmax_.as<int32_t>(), s);
+    cuda::embedding_lookup(tokens, count, embed_.get(), DType::BF16, cfg_.hidden_size, x_.as<float>(), s);
+  for (int l = 0; l < cfg_.num_layers; ++l) layer_forward(l, count, 0, 0, positions);
+  head(0, count);
+  cuda::argmax_rows(logits_.get(), logits_dtype_, count, cfg_.vocab_size, argmax_.as<int32_t>(), s);
 }
 
-void CudaLlama::decode_step(int32_t token, int64_t position) {
+void CudaLlama::decode_step(const int32_t* tokens, const int64_t* positions, int64_t count) {
   CUstream_st* s = stream_.get();
-  if (!use_graphs_) {
-    run_layers(&token, 1, position);
-    head(0, 1);
-    cuda::argmax(logits_.get(), logits_dtype_, cfg_.vocab_size, argmax_.as<int32_t>(), s);
-    return;
-  }
   // Pageable memory: the copy is staged before the call returns, so `step` may go.
-  const int32_t step[2] = {token, static_cast<int32_t>(position)};
-  cuda::copy_to_device(decode_step_.get(), step, sizeof(step), s);
-  if (decode_graph_.empty()) {
-    if (direct_decode_steps_++ == 0) return record_decode_step();
+  std::vector<int32_t> step(size_t(2) * batch_, 0);
+  for (int64_t i = 0; i < count; ++i) {
+    step[i] = tokens[i];
+    step[batch_ + i] = static_cast<int32_t>(positions[i]);
+  }
+  cuda::copy_to_device(decode_step_.get(), step.data(), step.size() * 4, s);
+  cuda::Graph& graph = decode_graphs_[count];
+  if (!use_graphs_) return record_decode_step(count);
+  if (graph.empty()) {
+    if (direct_decode_steps_[count]++ == 0) return record_decode_step(count);
     try {
-      decode_graph_.capture(s, [this] { record_decode_step(); });
+      graph.capture(s, [this, count] { record_decode_step(count); });
     } catch (const Error& e) {
       use_graphs_ = false;
       if (notice_) notice_(std::string("decode steps run without a CUDA graph: ") + e.what());
-      return record_decode_step();
+      return record_decode_step(count);
     }
   }
-  decode_graph_.launch(s);
+  graph.launch(s);
 }
 
 void CudaLlama::head(int64_t first, int64_t count) {
@@ -580,19 +605,14 @@ void CudaLlama::download_logits(int64_t count, float* out) {
   for (uint64_t i = 0; i < values; ++i) out[i] = f16_to_f32(half[i]);
 }
 
-Tensor CudaLlama::forward(const int32_t* tokens, int64_t n, int64_t position, bool all_logits) {
+Tensor CudaLlama::forward(const int32_t* tokens, int64_t n, int64_t position, bool all_logits, int sequence) {
   check_tokens(tokens, n);
-  if (n == 1) {
-    Tensor logits = Tensor::zeros(DType::F32, {1, cfg_.vocab_size});
-    decode_step(tokens[0], position);
-    download_logits(1, logits.mutable_data<float>());
-    return logits;
-  }
+  if (n == 1 && sequence == 0) return forward_batch(tokens, &position, 1);
   Tensor logits = Tensor::zeros(DType::F32, {all_logits ? n : 1, cfg_.vocab_size});
   float* out = logits.mutable_data<float>();
   for (int64_t done = 0; done < n;) {
     const int64_t rows = std::min(chunk_, n - done);
-    run_layers(tokens + done, rows, position + done);
+    run_layers(tokens + done, rows, position + done, sequence);
     if (all_logits) {
       head(0, rows);
       download_logits(rows, out + done * cfg_.vocab_size);
@@ -605,33 +625,47 @@ Tensor CudaLlama::forward(const int32_t* tokens, int64_t n, int64_t position, bo
   return logits;
 }
 
-int32_t CudaLlama::forward_argmax(const int32_t* tokens, int64_t n, int64_t position) {
+int32_t CudaLlama::forward_argmax(const int32_t* tokens, int64_t n, int64_t position, int sequence) {
   check_tokens(tokens, n);
-  if (n == 1) {
-    decode_step(tokens[0], position);
-  } else {
-    for (int64_t done = 0; done < n;) {
-      const int64_t rows = std::min(chunk_, n - done);
-      run_layers(tokens + done, rows, position + done);
-      done += rows;
-      if (done == n) head(rows - 1, 1);
-    }
-    cuda::argmax(logits_.get(), logits_dtype_, cfg_.vocab_size, argmax_.as<int32_t>(), stream_.get());
+  if (n == 1 && sequence == 0) return forward_batch_argmax(tokens, &position, 1)[0];
+  for (int64_t done = 0; done < n;) {
+    const int64_t rows = std::min(chunk_, n - done);
+    run_layers(tokens + done, rows, position + done, sequence);
+    done += rows;
+    if (done == n) head(rows - 1, 1);
   }
+  cuda::argmax(logits_.get(), logits_dtype_, cfg_.vocab_size, argmax_.as<int32_t>(), stream_.get());
   int32_t id = 0;
   cuda::copy_to_host(&id, argmax_.get(), 4, stream_.get());
   return id;
 }
 
+Tensor CudaLlama::forward_batch(const int32_t* tokens, const int64_t* positions, int64_t count) {
+  check_tokens(tokens, count);
+  decode_step(tokens, positions, count);
+  Tensor logits = Tensor::zeros(DType::F32, {count, cfg_.vocab_size});
+  download_logits(count, logits.mutable_data<float>());
+  return logits;
+}
+
+std::vector<int32_t> CudaLlama::forward_batch_argmax(const int32_t* tokens, const int64_t* positions, int64_t count) {
+  check_tokens(tokens, count);
+  decode_step(tokens, positions, count);
+  std::vector<int32_t> ids(static_cast<size_t>(count));
+  cuda::copy_to_host(ids.data(), argmax_.get(), ids.size() * 4, stream_.get());
+  return ids;
+}
+
 }  // namespace
 
 std::unique_ptr<DeviceForward> make_cuda_forward(
-    const HostWeights& weights, int max_context, bool graphs, const std::function<void(const std::string&)>& notice,
+    const HostWeights& weights, int max_context, int batch, bool graphs,
+    const std::function<void(const std::string&)>& notice,
     const std::function<void(size_t, size_t, const std::string&)>& progress) {
   if (!cuda::cuda_available()) throw DeviceError("--device cuda: no CUDA device is available");
   const char* env = std::getenv("AFQ_CUDA_GRAPHS");
   if (env && std::string(env) == "0") graphs = false;
-  return std::make_unique<CudaLlama>(weights, max_context, graphs, notice, progress);
+  return std::make_unique<CudaLlama>(weights, max_context, batch, graphs, notice, progress);
 }
 
 #endif  // AFQ_HAVE_CUDA

@@ -83,17 +83,24 @@ struct Model::Impl {
   Tensor final_norm;  // F32 [hidden]
   Linear lm_head;     // [vocab, hidden]; the embedding itself when tied
   int max_ctx = 0;
+  int batch = 1;                // sequences, each with its own KV cache
   std::vector<float> inv_freq;  // [head_dim / 2]
-  std::vector<float> k_cache, v_cache;  // [layers, max_ctx, kv_heads * head_dim]; empty on a device
+  // [layers, batch, max_ctx, kv_heads * head_dim]; empty on a device.
+  std::vector<float> k_cache, v_cache;
   std::unique_ptr<model_detail::DeviceForward> device_forward;  // set when the model runs on a device
   // Activations for a chunk of `rows` tokens.
   int64_t rows = 0;
   std::vector<float> x, xn, q, k, v, att, proj, gate, up, scores;
+  // Where each row of the pass goes: its sequence and its position there.
+  std::vector<int64_t> row_sequence, row_position;
 
   Linear load_linear(const std::string& module);
   void embed_row(int32_t token, float* out) const;
   void ensure_rows(int64_t n);
-  void layer_forward(int l, int64_t n, int64_t position);
+  void layer_forward(int l, int64_t n);
+  // The rows of tokens through embedding, layers, final norm and lm_head (of every row when
+  // all_logits, else of the last), after row_sequence and row_position are set.
+  Tensor run(const int32_t* tokens, int64_t n, bool all_logits);
 };
 
 Linear Model::Impl::load_linear(const std::string& module) {
@@ -147,7 +154,7 @@ void Model::Impl::ensure_rows(int64_t n) {
   up.assign(n * inter, 0);
 }
 
-void Model::Impl::layer_forward(int l, int64_t n, int64_t position) {
+void Model::Impl::layer_forward(int l, int64_t n) {
   const ModelConfig& c = cfg;
   Layer& L = layers[l];
   const int64_t h = c.hidden_size, hd = c.head_dim, qd = int64_t{c.num_heads} * hd, kvd = int64_t{c.num_kv_heads} * hd;
@@ -161,7 +168,7 @@ void Model::Impl::layer_forward(int l, int64_t n, int64_t position) {
   // Qwen3: q_norm / k_norm over each head; then rotary embeddings on q and k.
   std::vector<float> cos(hd / 2), sin(hd / 2), tmp(hd);
   for (int64_t t = 0; t < n; ++t) {
-    const float pos = static_cast<float>(position + t);
+    const float pos = static_cast<float>(row_position[t]);
     for (int64_t i = 0; i < hd / 2; ++i) {
       const float angle = pos * inv_freq[i];
       cos[i] = std::cos(angle);
@@ -184,20 +191,25 @@ void Model::Impl::layer_forward(int l, int64_t n, int64_t position) {
       apply_rope(kh, static_cast<int>(hd), cos.data(), sin.data());
     }
   }
-  // Append k, v to the cache.
-  float* kc = &k_cache[int64_t{l} * max_ctx * kvd];
-  float* vc = &v_cache[int64_t{l} * max_ctx * kvd];
-  std::memcpy(kc + position * kvd, k.data(), n * kvd * sizeof(float));
-  std::memcpy(vc + position * kvd, v.data(), n * kvd * sizeof(float));
+  // Append k, v to the caches of the rows' sequences.
+  auto cache_row = [&](std::vector<float>& cache, int64_t t) {
+    return &cache[((int64_t{l} * batch + row_sequence[t]) * max_ctx + row_position[t]) * kvd];
+  };
+  for (int64_t t = 0; t < n; ++t) {
+    std::memcpy(cache_row(k_cache, t), &k[t * kvd], kvd * sizeof(float));
+    std::memcpy(cache_row(v_cache, t), &v[t * kvd], kvd * sizeof(float));
+  }
 
   // Causal attention with GQA (and Mistral's window): softmax(q k^T / sqrt(hd)) v per head.
   const int group = c.num_heads / c.num_kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   cpu::parallel_for(n * c.num_heads, [&](int64_t begin, int64_t end) {
-    std::vector<float> p(position + n);
+    std::vector<float> p(max_ctx);
     for (int64_t job = begin; job < end; ++job) {
       const int64_t t = job / c.num_heads, head = job % c.num_heads;
-      const int64_t last = position + t;  // attends to keys [first, last]
+      const int64_t last = row_position[t];  // attends to keys [first, last] of its sequence
+      const float* kc = &k_cache[(int64_t{l} * batch + row_sequence[t]) * max_ctx * kvd];
+      const float* vc = &v_cache[(int64_t{l} * batch + row_sequence[t]) * max_ctx * kvd];
       const int64_t first = c.sliding_window > 0 ? std::max<int64_t>(0, last - c.sliding_window + 1) : 0;
       const float* qh = &q[t * qd + head * hd];
       const int64_t kv_off = (head / group) * hd;
@@ -245,6 +257,7 @@ Model& Model::operator=(Model&&) noexcept = default;
 
 const ModelConfig& Model::config() const { return impl_->cfg; }
 int Model::max_context() const { return impl_->max_ctx; }
+int Model::batch() const { return impl_->batch; }
 Device Model::device() const { return impl_->device_forward ? Device::Cuda : Device::Cpu; }
 uint64_t Model::device_bytes() const { return impl_->device_forward ? impl_->device_forward->device_bytes() : 0; }
 
@@ -272,32 +285,81 @@ uint64_t Model::weight_bytes() const {
   return total;
 }
 
-Tensor Model::forward(const int32_t* tokens, int64_t n, int64_t position, bool all_logits) {
-  Impl& m = *impl_;
-  const ModelConfig& c = m.cfg;
-  if (n <= 0) throw Error("forward: no tokens");
-  if (position + n > m.max_ctx)
-    throw Error("context of " + std::to_string(position + n) + " tokens is past the KV cache of " +
-                std::to_string(m.max_ctx) + " (raise --max-context)");
-  if (m.device_forward) return m.device_forward->forward(tokens, n, position, all_logits);
-  m.ensure_rows(n);
-  const int64_t h = c.hidden_size;
-  for (int64_t t = 0; t < n; ++t) m.embed_row(tokens[t], &m.x[t * h]);
-  for (int l = 0; l < c.num_layers; ++l) m.layer_forward(l, n, position);
+Tensor Model::Impl::run(const int32_t* tokens, int64_t n, bool all_logits) {
+  ensure_rows(n);
+  const int64_t h = cfg.hidden_size;
+  for (int64_t t = 0; t < n; ++t) embed_row(tokens[t], &x[t * h]);
+  for (int l = 0; l < cfg.num_layers; ++l) layer_forward(l, n);
   const int64_t first = all_logits ? 0 : n - 1, count = n - first;
   for (int64_t t = first; t < n; ++t)
-    rms_norm(&m.x[t * h], m.final_norm.data<float>(), h, c.rms_norm_eps, &m.xn[(t - first) * h]);
-  Tensor logits = Tensor::zeros(DType::F32, {count, c.vocab_size});
-  m.lm_head.forward(m.xn.data(), count, logits.mutable_data<float>());
+    rms_norm(&x[t * h], final_norm.data<float>(), h, cfg.rms_norm_eps, &xn[(t - first) * h]);
+  Tensor logits = Tensor::zeros(DType::F32, {count, cfg.vocab_size});
+  lm_head.forward(xn.data(), count, logits.mutable_data<float>());
   return logits;
 }
 
-int32_t Model::forward_argmax(const int32_t* tokens, int64_t n, int64_t position) {
-  if (impl_->device_forward && n > 0 && position + n <= impl_->max_ctx)
-    return impl_->device_forward->forward_argmax(tokens, n, position);
-  const Tensor logits = forward(tokens, n, position);  // also reports bad arguments
+namespace {
+
+void check_sequence(int sequence, int batch) {
+  if (sequence < 0 || sequence >= batch)
+    throw Error("sequence " + std::to_string(sequence) + " is outside the batch of " + std::to_string(batch) +
+                " the model was loaded for");
+}
+
+}  // namespace
+
+Tensor Model::forward(const int32_t* tokens, int64_t n, int64_t position, bool all_logits, int sequence) {
+  Impl& m = *impl_;
+  if (n <= 0) throw Error("forward: no tokens");
+  check_sequence(sequence, m.batch);
+  if (position < 0 || position + n > m.max_ctx)
+    throw Error("context of " + std::to_string(position + n) + " tokens is past the KV cache of " +
+                std::to_string(m.max_ctx) + " (raise --max-context)");
+  if (m.device_forward) return m.device_forward->forward(tokens, n, position, all_logits, sequence);
+  m.row_sequence.assign(n, sequence);
+  m.row_position.resize(n);
+  for (int64_t t = 0; t < n; ++t) m.row_position[t] = position + t;
+  return m.run(tokens, n, all_logits);
+}
+
+int32_t Model::forward_argmax(const int32_t* tokens, int64_t n, int64_t position, int sequence) {
+  if (impl_->device_forward && n > 0 && position >= 0 && position + n <= impl_->max_ctx && sequence >= 0 &&
+      sequence < impl_->batch)
+    return impl_->device_forward->forward_argmax(tokens, n, position, sequence);
+  const Tensor logits = forward(tokens, n, position, false, sequence);  // also reports bad arguments
   const float* row = logits.data<float>();
   return static_cast<int32_t>(std::max_element(row, row + logits.dim(1)) - row);
+}
+
+Tensor Model::forward_batch(const int32_t* tokens, const int64_t* positions, int64_t count) {
+  Impl& m = *impl_;
+  if (count < 1 || count > m.batch)
+    throw Error("forward_batch: " + std::to_string(count) + " sequences, the model was loaded for 1 to " +
+                std::to_string(m.batch));
+  for (int64_t i = 0; i < count; ++i)
+    if (positions[i] < 0 || positions[i] >= m.max_ctx)
+      throw Error("forward_batch: sequence " + std::to_string(i) + " at position " + std::to_string(positions[i]) +
+                  " is past the KV cache of " + std::to_string(m.max_ctx) + " (raise --max-context)");
+  if (m.device_forward) return m.device_forward->forward_batch(tokens, positions, count);
+  m.row_sequence.resize(count);
+  m.row_position.assign(positions, positions + count);
+  for (int64_t i = 0; i < count; ++i) m.row_sequence[i] = i;
+  return m.run(tokens, count, /*all_logits=*/true);
+}
+
+std::vector<int32_t> Model::forward_batch_argmax(const int32_t* tokens, const int64_t* positions, int64_t count) {
+  Impl& m = *impl_;
+  if (m.device_forward && count >= 1 && count <= m.batch &&
+      std::all_of(positions, positions + count, [&](int64_t p) { return p >= 0 && p < m.max_ctx; }))
+    return m.device_forward->forward_batch_argmax(tokens, positions, count);
+  const Tensor logits = forward_batch(tokens, positions, count);  // also reports bad arguments
+  std::vector<int32_t> ids(static_cast<size_t>(count));
+  const int64_t vocab = logits.dim(1);
+  for (int64_t i = 0; i < count; ++i) {
+    const float* row = logits.data<float>() + i * vocab;
+    ids[i] = static_cast<int32_t>(std::max_element(row, row + vocab) - row);
+  }
+  return ids;
 }
 
 Model Model::load(const fs::path& dir, const LoadOptions& options) {
@@ -412,13 +474,17 @@ Model Model::load(const fs::path& dir, const LoadOptions& options) {
   Impl& mi = *model.impl_;
   mi.max_ctx = options.max_context > 0 ? options.max_context : std::min(c.max_position_embeddings, 4096);
   mi.inv_freq = rope_inv_freq(c);
+  if (options.batch < 1 || options.batch > kMaxBatch)
+    throw Error("the batch must be 1 to " + std::to_string(kMaxBatch) + " sequences, got " +
+                std::to_string(options.batch));
+  mi.batch = options.batch;
   if (options.device == Device::Cuda) {
     const model_detail::HostWeights weights{c, mi.embed, mi.embed_q, mi.layers, mi.final_norm, mi.lm_head, mi.inv_freq};
-    mi.device_forward = model_detail::make_cuda_forward(weights, mi.max_ctx, options.cuda_graphs, options.notice,
-                                                        options.progress);
+    mi.device_forward = model_detail::make_cuda_forward(weights, mi.max_ctx, mi.batch, options.cuda_graphs,
+                                                        options.notice, options.progress);
     return model;
   }
-  const size_t cache = size_t(c.num_layers) * mi.max_ctx * c.num_kv_heads * c.head_dim;
+  const size_t cache = size_t(c.num_layers) * mi.batch * mi.max_ctx * c.num_kv_heads * c.head_dim;
   mi.k_cache.assign(cache, 0.0f);
   mi.v_cache.assign(cache, 0.0f);
   return model;

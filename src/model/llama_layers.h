@@ -37,17 +37,22 @@ struct HostWeights {
 class DeviceForward {
  public:
   virtual ~DeviceForward() = default;
-  // As Model::forward and Model::forward_argmax, after Model has checked n and the context.
-  virtual Tensor forward(const int32_t* tokens, int64_t n, int64_t position, bool all_logits) = 0;
-  virtual int32_t forward_argmax(const int32_t* tokens, int64_t n, int64_t position) = 0;
+  // As Model::forward, forward_argmax, forward_batch and forward_batch_argmax, after Model has
+  // checked the counts, the sequence and the context.
+  virtual Tensor forward(const int32_t* tokens, int64_t n, int64_t position, bool all_logits, int sequence) = 0;
+  virtual int32_t forward_argmax(const int32_t* tokens, int64_t n, int64_t position, int sequence) = 0;
+  virtual Tensor forward_batch(const int32_t* tokens, const int64_t* positions, int64_t count) = 0;
+  virtual std::vector<int32_t> forward_batch_argmax(const int32_t* tokens, const int64_t* positions, int64_t count) = 0;
   virtual uint64_t device_bytes() const = 0;
 };
 
-// The CUDA forward pass (cuda_llama.cpp) with a KV cache of max_context tokens, decode steps
-// replayed from a CUDA graph when `graphs` (and AFQ_CUDA_GRAPHS is not 0). Throws afq::Error in
-// a build without CUDA, without a device, or when the model does not fit in device memory.
+// The CUDA forward pass (cuda_llama.cpp) with `batch` KV caches of max_context tokens, decode
+// steps replayed from a CUDA graph when `graphs` (and AFQ_CUDA_GRAPHS is not 0). Throws
+// afq::Error in a build without CUDA, without a device, or when the model does not fit in
+// device memory.
 std::unique_ptr<DeviceForward> make_cuda_forward(
-    const HostWeights& weights, int max_context, bool graphs, const std::function<void(const std::string&)>& notice,
+    const HostWeights& weights, int max_context, int batch, bool graphs,
+    const std::function<void(const std::string&)>& notice,
     const std::function<void(size_t, size_t, const std::string&)>& progress);
 
 }  // namespace afq::model_detail

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -100,6 +101,42 @@ TEST_F(Cli, GenerateQuantizesOnLoadAndStopsAtStopStrings) {
   EXPECT_EQ(r.output.find("JULIET"), std::string::npos) << r.output;
   Result same = run("generate --bits 4 --group-size 64 --prompt ROMEO: --max-tokens 40 --seed 3 --stop JULIET");
   EXPECT_EQ(r.output.substr(0, r.output.find("prompt:")), same.output.substr(0, same.output.find("prompt:")));
+}
+
+// --batch-file: every line's completion, in order, as `afq generate --prompt LINE` gives it.
+TEST_F(Cli, GenerateBatchFilePrintsEachCompletionAsGeneratingItAlone) {
+  const fs::path prompts = dir_ / "prompts.txt";
+  std::ofstream(prompts) << "ROMEO:\n\nFirst Citizen:\r\nKING RICHARD:\n";  // an empty line, a CRLF one
+  Result batch = run("generate --batch-file " + prompts.string() + " --temp 0 --max-tokens 16 --print-ids");
+  ASSERT_EQ(batch.exit_code, 0) << batch.output;
+  EXPECT_NE(batch.output.find("batch of 3 | prompt:"), std::string::npos) << batch.output;
+  size_t from = 0;
+  int index = 1;
+  for (const char* prompt : {"ROMEO:", "First Citizen:", "KING RICHARD:"}) {
+    Result alone = run(std::string("generate --prompt '") + prompt + "' --temp 0 --max-tokens 16 --print-ids");
+    ASSERT_EQ(alone.exit_code, 0) << alone.output;
+    const std::string text = alone.output.substr(0, alone.output.find("prompt ids:"));
+    const std::string ids = alone.output.substr(alone.output.find("\nids:") + 1);
+    const std::string expected = "--- " + std::to_string(index++) + "/3 (max tokens) ---\n" + text + "prompt ids:";
+    const size_t at = batch.output.find(expected, from);
+    ASSERT_NE(at, std::string::npos) << "expected\n" << expected << "\nin\n" << batch.output;
+    EXPECT_NE(batch.output.find(ids.substr(0, ids.find('\n')), at), std::string::npos) << prompt;
+    from = at + expected.size();
+  }
+}
+
+TEST_F(Cli, GenerateBatchFileErrorsAreOneLine) {
+  const fs::path empty = dir_ / "empty.txt", one = dir_ / "one.txt";
+  std::ofstream(empty) << "\n\n";
+  std::ofstream(one) << "ROMEO:\n";
+  for (const std::string& args :
+       {"generate --batch-file " + (dir_ / "missing.txt").string(), "generate --batch-file " + empty.string(),
+        "generate --batch-file " + one.string() + " --prompt ROMEO:"}) {
+    Result r = run(args);
+    EXPECT_NE(r.exit_code, 0) << args;
+    EXPECT_EQ(r.output.rfind("afq: error: --batch-file", 0), 0u) << args << "\n" << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  }
 }
 
 TEST_F(Cli, GenerateRejectsBadOptionsInOneLine) {

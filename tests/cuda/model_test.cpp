@@ -166,6 +166,77 @@ TEST(GpuForward, DecodeStepsFromTheCudaGraphMatchLaunchingThemOneByOne) {
   }
 }
 
+// A batch of sequences decoding together on the GPU (one graph per number of sequences) against
+// each sequence decoded alone on the GPU from the same tokens: prompts of different lengths, then
+// steps of all three, then of the first two only; past Mistral's window, with Qwen3's q/k norms
+// (whose batch is copied apart) and with quantized linears (where a batch takes another GEMV
+// than one row does).
+TEST(GpuForward, BatchedDecodeStepsMatchEachSequenceAlone) {
+  SKIP_WITHOUT_GPU();
+  constexpr int kSteps = 80, kStepsOfThree = 50;
+  for (bool graphs : {true, false})
+    for (const std::string& dir : {kModels + "llama3-rope", kModels + "mistral-window", kModels + "qwen3-qknorm",
+                                   std::string(AFQ_TEST_DATA "/tinyshakes-5m-mlx-mixed_4_6")}) {
+      LoadOptions options;
+      options.device = Device::Cuda;
+      options.max_context = 120;
+      options.cuda_graphs = graphs;
+      Model alone = Model::load(dir, options);
+      options.batch = 4;
+      Model batch = Model::load(dir, options);
+      const std::vector<std::vector<int32_t>> prompts = {{1, 17, 42}, {5, 6, 7, 8, 9, 10, 11}, {3}};
+      // The batch: each step's tokens and logits, per sequence.
+      std::vector<std::vector<int32_t>> fed(3);
+      std::vector<std::vector<Tensor>> logits(3);
+      std::vector<int32_t> next;
+      std::vector<int64_t> positions;
+      for (int i = 0; i < 3; ++i) {
+        const int64_t n = static_cast<int64_t>(prompts[i].size());
+        next.push_back(batch.forward_argmax(prompts[i].data(), n, 0, i));
+        positions.push_back(n);
+      }
+      for (int step = 0; step < kSteps; ++step) {
+        const int64_t count = step < kStepsOfThree ? 3 : 2;
+        const Tensor all = batch.forward_batch(next.data(), positions.data(), count);
+        const std::vector<int32_t> ids = batch.forward_batch_argmax(next.data(), positions.data(), count);
+        const int64_t vocab = all.dim(1);
+        for (int64_t i = 0; i < count; ++i) {
+          Tensor row = Tensor::zeros(DType::F32, {1, vocab});
+          std::copy(all.data<float>() + i * vocab, all.data<float>() + (i + 1) * vocab, row.mutable_data<float>());
+          ASSERT_EQ(ids[i], argmax(row)) << dir << " sequence " << i << " step " << step;
+          fed[i].push_back(next[i]);
+          logits[i].push_back(std::move(row));
+          next[i] = ids[i];
+          ++positions[i];
+        }
+      }
+      double worst = 0;
+      int ties = 0;
+      for (int i = 0; i < 3; ++i) {
+        const int64_t n = static_cast<int64_t>(prompts[i].size());
+        alone.forward(prompts[i].data(), n, 0);
+        for (size_t step = 0; step < fed[i].size(); ++step) {
+          const Tensor expected = alone.forward(&fed[i][step], 1, n + static_cast<int64_t>(step));
+          worst = std::max(worst, relative_error(logits[i][step], expected));
+          // The same token, or (quantized, where a batch takes another GEMV) one tied with it
+          // within the kernels' rounding.
+          const float* e = expected.data<float>();
+          const int32_t mine = argmax(logits[i][step]), best = argmax(expected);
+          const auto [low, high] = std::minmax_element(e, e + expected.numel());
+          ASSERT_GE(e[mine], e[best] - 1e-2f * (*high - *low))
+              << dir << " sequence " << i << " step " << step << ": token " << mine << " against " << best;
+          ties += mine != best;
+        }
+      }
+      EXPECT_LT(worst, 1e-2) << dir;
+      EXPECT_LE(ties, 3) << dir;
+      std::printf(
+          "[ info     ] %s (graphs %s): batched against alone, logits relative error at most %.2e, "
+          "%d near-tied tokens apart\n",
+          dir.c_str(), graphs ? "on" : "off", worst, ties);
+    }
+}
+
 // Prompts longer than the GPU's chunk of 512 rows run in passes; a prompt may also arrive in
 // pieces at later positions (the prompt kernel then reads earlier keys from the cache).
 TEST(GpuForward, ChunkedAndContinuedPromptsMatchTheCpu) {

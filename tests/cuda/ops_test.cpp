@@ -288,6 +288,42 @@ TEST(CudaRopeQkStoreV, EqualsRopeAtTwiceAndStoreAtPosition) {
   }
 }
 
+// A batch of decode tokens: row r of a strided q/k/v (as a fused projection lays them out) into
+// the cache of sequence r at positions[r], exactly as one rope_qk_store_v_at per row.
+TEST(CudaRopeQkStoreV, ABatchEqualsOneCallPerRow) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(10);
+  ModelConfig c;
+  c.head_dim = 64;
+  c.rope_theta = 10000.f;
+  const std::vector<float> inv = rope_inv_freq(c);
+  DeviceArray<float> d_inv(inv);
+  const int heads = 6, kv_heads = 2, head_dim = 64, capacity = 9, batch = 3;
+  const int64_t q_size = int64_t{heads} * head_dim, kv_dim = int64_t{kv_heads} * head_dim;
+  const int64_t row = q_size + 2 * kv_dim, slot = capacity * kv_dim;
+  const auto qkv = random_bf16(batch * row, rng);
+  const std::vector<int32_t> positions = {4, 0, 8};
+  DeviceArray<int32_t> d_positions(positions);
+  DeviceArray<uint16_t> batched(qkv), k_cache(batch * slot), v_cache(batch * slot);
+  rope_qk_store_v_batch(batched.get(), batched.get() + q_size, batched.get() + q_size + kv_dim, batch, row, row,
+                        k_cache.get(), v_cache.get(), slot, heads, kv_heads, head_dim, d_positions.get(), d_inv.get(),
+                        nullptr);
+  const std::vector<uint16_t> got_qkv = batched.host(), got_k = k_cache.host(), got_v = v_cache.host();
+  for (int r = 0; r < batch; ++r) {
+    const std::vector<uint16_t> one(qkv.begin() + r * row, qkv.begin() + (r + 1) * row);
+    DeviceArray<uint16_t> d_one(one), k_one(slot), v_one(slot);
+    DeviceArray<int32_t> at(std::vector<int32_t>{positions[r]});
+    rope_qk_store_v_at(d_one.get(), d_one.get() + q_size, d_one.get() + q_size + kv_dim, k_one.get(), v_one.get(),
+                       heads, kv_heads, head_dim, at.get(), d_inv.get(), nullptr);
+    EXPECT_EQ(std::vector<uint16_t>(got_qkv.begin() + r * row, got_qkv.begin() + (r + 1) * row), d_one.host())
+        << "row " << r;
+    EXPECT_EQ(std::vector<uint16_t>(got_k.begin() + r * slot, got_k.begin() + (r + 1) * slot), k_one.host())
+        << "row " << r;
+    EXPECT_EQ(std::vector<uint16_t>(got_v.begin() + r * slot, got_v.begin() + (r + 1) * slot), v_one.host())
+        << "row " << r;
+  }
+}
+
 struct AttentionCase {
   int64_t n, position;
   int heads, kv_heads, head_dim, window;
@@ -363,6 +399,46 @@ void run_attention_case(const AttentionCase& c, AttentionRun run, std::mt19937& 
     attention(d_q.get(), d_k.get(), d_v.get(), out.get(), shape, scratch.get(), nullptr);
   }
   expect_close(widen(out.host()), ref, 1e-2, 1e-2, c.name() + kernel);
+}
+
+// A batch of query rows, each against its own sequence's cache (slot_stride apart) at its own
+// position, with q rows strided as a fused projection's output: each row as the reference.
+TEST(CudaAttention, BatchedDecodeMatchesTheReferencePerSequence) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(11);
+  for (int window : {0, 6}) {
+    const int heads = 8, kv_heads = 2, head_dim = 64;
+    const int64_t qd = heads * head_dim, kvd = kv_heads * head_dim, q_stride = qd + 2 * kvd;
+    const std::vector<int64_t> positions = {0, 37, 5, 300};
+    const int64_t rows = static_cast<int64_t>(positions.size()), capacity = 320, slot = capacity * kvd;
+    const auto q = random_bf16(rows * q_stride, rng);
+    std::vector<uint16_t> k(rows * slot, 0xFFFF), v(rows * slot, 0xFFFF);  // NaN past each written position
+    std::vector<double> ref;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t written = positions[r] + 1;
+      const auto kr = random_bf16(written * kvd, rng), vr = random_bf16(written * kvd, rng);
+      std::copy(kr.begin(), kr.end(), k.begin() + r * slot);
+      std::copy(vr.begin(), vr.end(), v.begin() + r * slot);
+      const std::vector<uint16_t> qr(q.begin() + r * q_stride, q.begin() + r * q_stride + qd);
+      const AttentionCase c{1, positions[r], heads, kv_heads, head_dim, window};
+      const std::vector<double> one = attention_reference(c, widen(qr), widen(kr), widen(vr));
+      ref.insert(ref.end(), one.begin(), one.end());
+    }
+    DeviceArray<uint16_t> d_q(q), d_k(k), d_v(v), out(rows * qd);
+    DeviceArray<float> scratch(rows * attention_scratch_floats(heads, head_dim, capacity));
+    std::vector<int32_t> at(positions.begin(), positions.end());
+    DeviceArray<int32_t> d_positions(at);
+    AttentionShape shape;
+    shape.n = rows;
+    shape.heads = heads;
+    shape.kv_heads = kv_heads;
+    shape.head_dim = head_dim;
+    shape.window = window;
+    shape.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+    attention_decode_batch(d_q.get(), q_stride, d_k.get(), d_v.get(), slot, out.get(), shape, d_positions.get(),
+                           capacity, scratch.get(), nullptr);
+    expect_close(widen(out.host()), ref, 1e-2, 1e-2, "batched decode attention, window " + std::to_string(window));
+  }
 }
 
 TEST(CudaAttention, DecodeMatchesTheReferenceOverLongAndWindowedCaches) {
@@ -474,6 +550,20 @@ TEST(CudaArgmax, PicksTheLargestAndTheLowestIndexAmongEquals) {
     argmax(d_h.get(), DType::F16, n, out.get(), nullptr);
     EXPECT_EQ(out.host()[0], planted) << "f16 n=" << n;
   }
+}
+
+TEST(CudaArgmax, EachRowOfABatchGetsItsOwn) {
+  SKIP_WITHOUT_GPU();
+  const int64_t rows = 5, n = 128256;
+  std::vector<float> values(rows * n, -1.f);
+  const std::vector<int64_t> planted = {0, n - 1, 77, 4096, 65537};
+  for (int64_t r = 0; r < rows; ++r) values[r * n + planted[r]] = 3.f;
+  values[2 * n + 78] = 3.f;  // an equal maximum after the planted one: the first one wins
+  DeviceArray<float> d_values(values);
+  DeviceArray<int32_t> out(rows);
+  argmax_rows(d_values.get(), DType::F32, rows, n, out.get(), nullptr);
+  const std::vector<int32_t> got = out.host();
+  for (int64_t r = 0; r < rows; ++r) EXPECT_EQ(got[r], planted[r]) << "row " << r;
 }
 
 TEST(CudaGemmBf16, MatchesADoubleReference) {

@@ -4,12 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
-#include <cmath>
-#include <cstring>
-
+#include "afq/error.h"
 #include "afq/safetensors.h"
 
 namespace afq {
@@ -147,6 +147,77 @@ TEST(MlxCheckpoint, LoadsMlxLmMixedPrecisionWithQuantizedTiedEmbedding) {
   Tensor logits = model.forward(e.prompt.data(), static_cast<int64_t>(e.prompt.size()), 0, true);
   EXPECT_LT(relative_error(logits, e.logits), 0.1);
   EXPECT_LT(model.weight_bytes(), 3'500'000u);
+}
+
+// Each sequence of a batch decodes as it would alone: prompts of different lengths prefilled into
+// their own caches, then steps of all sequences at once at their own positions.
+void expect_batch_decodes_as_each_alone(const std::string& dir) {
+  Expected e = expected(dir.substr(dir.rfind('/') + 1));
+  const std::vector<std::vector<int32_t>> prompts = {
+      {e.prompt.begin(), e.prompt.begin() + 3}, e.prompt, {e.prompt.begin() + 1, e.prompt.begin() + 6}};
+  const int64_t count = static_cast<int64_t>(prompts.size());
+  constexpr int kSteps = 6;
+  // Alone: one model per sequence, token by token; the logits of every step kept.
+  std::vector<std::vector<Tensor>> alone(prompts.size());
+  std::vector<std::vector<int32_t>> tokens(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Model model = Model::load(dir);
+    alone[i].push_back(model.forward(prompts[i].data(), static_cast<int64_t>(prompts[i].size()), 0));
+    for (int step = 0; step < kSteps; ++step) {
+      tokens[i].push_back(argmax(alone[i].back().data<float>(), alone[i].back().dim(1)));
+      alone[i].push_back(model.forward(&tokens[i].back(), 1, static_cast<int64_t>(prompts[i].size()) + step));
+    }
+  }
+  LoadOptions options;
+  options.batch = 4;  // more than the sequences: a step may run fewer
+  Model model = Model::load(dir, options);
+  ASSERT_EQ(model.batch(), 4);
+  std::vector<int64_t> positions;
+  for (int64_t i = 0; i < count; ++i) {
+    Tensor logits = model.forward(prompts[i].data(), static_cast<int64_t>(prompts[i].size()), 0, false, int(i));
+    EXPECT_LT(relative_error(logits, alone[i][0]), 1e-5) << dir << " prompt " << i;
+    positions.push_back(static_cast<int64_t>(prompts[i].size()));
+  }
+  for (int step = 0; step < kSteps; ++step) {
+    std::vector<int32_t> step_tokens;
+    for (int64_t i = 0; i < count; ++i) step_tokens.push_back(tokens[i][step]);
+    Tensor logits = model.forward_batch(step_tokens.data(), positions.data(), count);
+    ASSERT_EQ(logits.dim(0), count);
+    const int64_t vocab = logits.dim(1);
+    for (int64_t i = 0; i < count; ++i) {
+      Tensor row = Tensor::borrow(DType::F32, {1, vocab}, logits.data<float>() + i * vocab, nullptr);
+      EXPECT_LT(relative_error(row, alone[i][step + 1]), 1e-4) << dir << " sequence " << i << " step " << step;
+    }
+    const std::vector<int32_t> ids = model.forward_batch_argmax(step_tokens.data(), positions.data(), count);
+    for (int64_t i = 0; i < count; ++i) {
+      EXPECT_EQ(ids[i], argmax(logits.data<float>() + i * vocab, vocab)) << "sequence " << i << " step " << step;
+      ++positions[i];
+    }
+  }
+}
+
+TEST(BatchedDecoding, EachSequenceDecodesAsItWouldAlone) {
+  // Grouped KV heads, a sliding window shorter than the prompts, Qwen3's q/k norms.
+  for (const char* name : {"llama3-rope", "mistral-window", "qwen3-qknorm"})
+    expect_batch_decodes_as_each_alone(kModels + name);
+}
+
+TEST(BatchedDecoding, RejectsSequencesOutsideTheBatchAndBatchesOutOfRange) {
+  LoadOptions options;
+  options.batch = 2;
+  Model model = Model::load(kModels + "llama3-rope", options);
+  const int32_t tokens[3] = {1, 2, 3};
+  const int64_t positions[3] = {0, 0, 0};
+  EXPECT_THROW(model.forward(tokens, 1, 0, false, 2), Error);
+  EXPECT_THROW(model.forward(tokens, 1, 0, false, -1), Error);
+  EXPECT_THROW(model.forward_batch(tokens, positions, 3), Error);
+  EXPECT_THROW(model.forward_batch(tokens, positions, 0), Error);
+  const int64_t past[2] = {0, model.max_context()};
+  EXPECT_THROW(model.forward_batch(tokens, past, 2), Error);
+  options.batch = 0;
+  EXPECT_THROW(Model::load(kModels + "llama3-rope", options), Error);
+  options.batch = kMaxBatch + 1;
+  EXPECT_THROW(Model::load(kModels + "llama3-rope", options), Error);
 }
 
 }  // namespace

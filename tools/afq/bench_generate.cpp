@@ -54,6 +54,7 @@ struct Options {
   int group_size = 64;
   int prompt_tokens = 512;
   int decode_tokens = 32;
+  int batch = 1;  // sequences decoded together
   int threads = 0;
   std::string device = "cpu";
   std::string dir;  // where the random checkpoint goes; a temporary folder by default
@@ -145,6 +146,9 @@ void run(const Options& o) {
   check_group_size(o.group_size);
   if (o.prompt_tokens < 1 || o.decode_tokens < 1)
     throw Error("[bench generate] --prompt-tokens and --decode-tokens must be at least 1");
+  if (o.batch < 1 || o.batch > kMaxBatch)
+    throw Error("[bench generate] --batch must be 1 to " + std::to_string(kMaxBatch) + ", got " +
+                std::to_string(o.batch));
   if (o.threads > 0) cpu::set_num_threads(o.threads);
   if (o.device != "cpu" && o.device != "cuda") throw Error("[bench generate] --device must be cpu or cuda, got '" + o.device + "'");
 
@@ -163,6 +167,7 @@ void run(const Options& o) {
   LoadOptions load;
   load.max_context = o.prompt_tokens + o.decode_tokens;
   load.device = on_gpu ? Device::Cuda : Device::Cpu;
+  load.batch = o.batch;
   Model model = Model::load(dir, load);
   const ModelConfig& c = model.config();
   std::vector<int32_t> prompt(static_cast<size_t>(o.prompt_tokens));
@@ -175,15 +180,30 @@ void run(const Options& o) {
   auto start = Clock::now();
   model.forward(prompt.data(), o.prompt_tokens, 0);
   const double prompt_s = seconds_since(start);
+  // A batch: the other sequences get the same prompt (the first has it already); then decode
+  // steps of all of them together.
+  for (int b = 1; b < o.batch; ++b) model.forward(prompt.data(), o.prompt_tokens, 0, false, b);
   std::vector<double> steps;
-  int32_t token = prompt.back();
+  std::vector<int32_t> tokens(static_cast<size_t>(o.batch), prompt.back());
+  std::vector<int64_t> positions(static_cast<size_t>(o.batch));
   for (int i = 0; i < o.decode_tokens; ++i) {
+    std::fill(positions.begin(), positions.end(), o.prompt_tokens + i);
     start = Clock::now();
-    // On the GPU a decode step as generate runs it greedily: only the token id comes back.
-    if (on_gpu) model.forward_argmax(&token, 1, o.prompt_tokens + i);
-    else model.forward(&token, 1, o.prompt_tokens + i);
+    // On the GPU a decode step as generate runs it greedily: only the token ids come back.
+    if (o.batch == 1) {
+      if (on_gpu)
+        model.forward_argmax(tokens.data(), 1, positions[0]);
+      else
+        model.forward(tokens.data(), 1, positions[0]);
+    } else {
+      if (on_gpu)
+        model.forward_batch_argmax(tokens.data(), positions.data(), o.batch);
+      else
+        model.forward_batch(tokens.data(), positions.data(), o.batch);
+    }
     steps.push_back(seconds_since(start));
-    token = static_cast<int32_t>((token * 31 + 17) % c.vocab_size);
+    for (size_t b = 0; b < tokens.size(); ++b)
+      tokens[b] = static_cast<int32_t>((tokens[b] * 31 + 17 + int32_t(b)) % c.vocab_size);
   }
   std::sort(steps.begin(), steps.end());
   const double decode_s = steps[steps.size() / 2];
@@ -192,25 +212,28 @@ void run(const Options& o) {
   // GPU) up to the position.
   const double kv_element_bytes = on_gpu ? 2.0 : 4.0;
   const double read_bw = on_gpu ? gpu_copy_bandwidth() : measure_cpu_read_bandwidth();
+  // A step of a batch reads the weights once and every sequence's KV cache.
   const double kv_bytes = 2.0 * c.num_layers * c.num_kv_heads * c.head_dim * kv_element_bytes *
-                          (o.prompt_tokens + o.decode_tokens / 2);
-  const double token_bytes = static_cast<double>(model.weight_bytes()) + kv_bytes;
-  const double roofline = read_bw / token_bytes;
+                          (o.prompt_tokens + o.decode_tokens / 2) * o.batch;
+  const double step_bytes = static_cast<double>(model.weight_bytes()) + kv_bytes;
+  const double roofline = read_bw / step_bytes * o.batch;  // tokens/s of all sequences
   if (on_gpu) {
     fmt::print("afq bench generate (cuda): {} at {} bits group {}, device memory {:.1f} MiB\n", shape->name, o.bits,
                o.group_size, model.device_bytes() / 1048576.0);
-    fmt::print("weights {:.1f} MiB, KV read per decode token {:.1f} MiB, device-to-device copy {:.1f} GB/s\n",
+    fmt::print("weights {:.1f} MiB, KV read per decode step {:.1f} MiB, device-to-device copy {:.1f} GB/s\n",
                model.weight_bytes() / 1048576.0, kv_bytes / 1048576.0, read_bw / 1e9);
   } else {
     fmt::print("afq bench generate (cpu): {} at {} bits group {}, {} threads, SIMD {}\n", shape->name, o.bits,
                o.group_size, cpu::num_threads(), cpu::simd_target_name());
-    fmt::print("weights {:.1f} MiB, KV read per decode token {:.1f} MiB, read bandwidth {:.1f} GB/s\n",
+    fmt::print("weights {:.1f} MiB, KV read per decode step {:.1f} MiB, read bandwidth {:.1f} GB/s\n",
                model.weight_bytes() / 1048576.0, kv_bytes / 1048576.0, read_bw / 1e9);
   }
   fmt::print("prompt  {:5d} tokens: {:8.1f} tokens/s ({:.2f} s to the first token)\n", o.prompt_tokens,
              o.prompt_tokens / prompt_s, prompt_s);
-  fmt::print("decode  {:5d} tokens: {:8.2f} tokens/s (median step {:.1f} ms); roofline {:.2f} tokens/s: {:.0f}%\n",
-             o.decode_tokens, 1.0 / decode_s, decode_s * 1e3, roofline, 100.0 / decode_s / roofline);
+  const std::string batch = o.batch > 1 ? fmt::format(" x batch {}", o.batch) : std::string();
+  fmt::print("decode  {:5d} tokens{}: {:8.2f} tokens/s (median step {:.1f} ms); roofline {:.2f} tokens/s: {:.0f}%\n",
+             o.decode_tokens, batch, o.batch / decode_s, decode_s * 1e3, roofline,
+             100.0 * o.batch / decode_s / roofline);
 }
 
 }  // namespace
@@ -223,6 +246,8 @@ void add_bench_generate_command(CLI::App& bench) {
   cmd->add_option("--group-size", o->group_size, "Group size: 32, 64 or 128")->capture_default_str();
   cmd->add_option("--prompt-tokens", o->prompt_tokens, "Tokens in the timed prompt")->capture_default_str();
   cmd->add_option("--decode-tokens", o->decode_tokens, "Timed decode steps (the median is reported)")
+      ->capture_default_str();
+  cmd->add_option("--batch", o->batch, "Sequences decoded together (each prompted with --prompt-tokens first)")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores or AFQ_NUM_THREADS)");
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();

@@ -46,6 +46,7 @@ Model load_model(const ModelArgs& a) {
   const bool automatic = a.device == "auto";
   options.device = a.device == "cuda" || (automatic && cuda::cuda_available()) ? Device::Cuda : Device::Cpu;
   options.max_context = a.max_context;
+  options.batch = a.batch;
   options.dequantize = a.dequantize;
   options.notice = [](const std::string& line) { fmt::print(stderr, "afq: {}\n", line); };
   options.progress = terminal_progress("load");

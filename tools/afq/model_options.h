@@ -22,6 +22,7 @@ struct ModelArgs {
   bool dequantize = false;
   std::string device = "auto";  // auto: cuda when a device is present (and the model fits), else cpu
   int max_context = 0;
+  int batch = 1;  // sequences decoded together (set by generate --batch-file, not an option)
 };
 
 void add_model_options(CLI::App* cmd, ModelArgs& args);
