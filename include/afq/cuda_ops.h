@@ -193,6 +193,24 @@ void argmax(const void* values, DType dtype, int64_t n, int32_t* out, CUstream_s
 // The same for each of `rows` rows of n values: out[r] for values[r * n, (r + 1) * n).
 void argmax_rows(const void* values, DType dtype, int64_t rows, int64_t n, int32_t* out, CUstream_st* stream);
 
+// Sampling settings as the device reads them (from device memory, so that a CUDA graph replays
+// one launch for any settings); see sample_rows.
+struct DeviceSampling {
+  float temperature = 0;  // 0: greedy
+  int32_t top_k = 0;      // 0: off
+  float top_p = 1;        // 1: off
+  float min_p = 0;        // 0: off
+};
+
+// out[r] = a token drawn for row r of values [rows, n] (F32, F16, BF16; n at most 2^23) at the
+// uniform uniforms[r] in [0, 1), by afq::sample_in_token_order's rule: the candidates are what
+// top-k (ties at the k-th kept), min-p and top-p (the smallest set of the largest logits, ties
+// kept, holding top_p of the candidates' mass) leave, and the token is where their cumulative
+// softmax mass at the temperature, in token order, passes uniform * their total. Temperature 0:
+// the argmax (the lowest index among equals). params, uniforms and out are on the device.
+void sample_rows(const void* values, DType dtype, int64_t rows, int64_t n, const DeviceSampling* params,
+                 const float* uniforms, int32_t* out, CUstream_st* stream);
+
 // y[m, n] = x[m, k] @ w[n, k]^T with cuBLAS: x and w BF16, y BF16 or F32, float32 accumulation.
 void gemm_bf16_t(const void* x, int64_t m, const void* w, int64_t n, int64_t k, void* y, DType y_dtype,
                  CUstream_st* stream);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "afq/quant.h"
+#include "afq/sampling.h"
 #include "afq/tensor.h"
 
 namespace afq {
@@ -136,6 +137,11 @@ class Model {
   Tensor forward_batch(const int32_t* tokens, const int64_t* positions, int64_t count);
   // The same step, returning each sequence's greedy next token.
   std::vector<int32_t> forward_batch_argmax(const int32_t* tokens, const int64_t* positions, int64_t count);
+  // The same step, each sequence's next token drawn at uniforms[i] in [0, 1) by the rule of
+  // sample_in_token_order (`sampling`'s repetition penalty is not applied). On Cuda the draw runs
+  // on the device and only the ids come back; on the CPU it runs on the host.
+  std::vector<int32_t> forward_batch_sample(const int32_t* tokens, const int64_t* positions, int64_t count,
+                                            const SamplingOptions& sampling, const float* uniforms);
 
   // Bytes of weights held (quantized words, scales, biases and float tensors).
   uint64_t weight_bytes() const;

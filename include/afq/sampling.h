@@ -18,6 +18,14 @@ struct SamplingOptions {
   uint64_t seed = 0;
 };
 
+// The rule of the samples a GPU draws (Model::forward_batch_sample), on the host: the candidates
+// are the tokens that top-k (the k largest logits, ties at the k-th kept), min-p (w >= min_p,
+// w = exp((logit - max) / T)) and top-p (the smallest set of the largest logits, ties kept, that
+// holds top_p of the candidates' mass) leave, and the token drawn is the one at which their
+// cumulative mass, in token order, passes uniform * their total (uniform in [0, 1)). Temperature
+// 0: the argmax. The repetition penalty is not part of it (the caller applies it to the logits).
+int32_t sample_in_token_order(std::span<const float> logits, const SamplingOptions& options, double uniform);
+
 class Sampler {
  public:
   explicit Sampler(const SamplingOptions& options);

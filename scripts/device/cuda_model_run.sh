@@ -55,7 +55,7 @@ fi
 if has sanitize; then
   section "compute-sanitizer memcheck on ops and two models"
   compute-sanitizer --tool memcheck --error-exitcode 9 $BUILD/cuda_model_test \
-    --gtest_filter='CudaEmbedding.*:CudaRmsNorm.*:CudaRope.*:CudaRopeQkStoreV.*:CudaStoreAtPosition.*:CudaArgmax.*:CudaElementwise.*:EveryFixture/GpuMatchesCpu.*/qwen3_qknorm:EveryFixture/GpuMatchesCpu.*/tinyshakes_5m_mlx_mixed_4_6:GpuForward.DecodeSteps*:CudaAttention.Batched*' \
+    --gtest_filter='CudaEmbedding.*:CudaRmsNorm.*:CudaRope.*:CudaRopeQkStoreV.*:CudaStoreAtPosition.*:CudaArgmax.*:CudaElementwise.*:EveryFixture/GpuMatchesCpu.*/qwen3_qknorm:EveryFixture/GpuMatchesCpu.*/tinyshakes_5m_mlx_mixed_4_6:GpuForward.DecodeSteps*:CudaAttention.Batched*:CudaSample.*' \
     >"$OUT/sanitizer.log" 2>&1
   echo "compute-sanitizer exit code $?"; grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/sanitizer.log" | head -5
   compute-sanitizer --tool memcheck --error-exitcode 9 $BUILD/cuda_model_test \
@@ -122,6 +122,9 @@ if has bench-batch; then
           grep -E "^decode|^prompt" | tr '\n' ' '
         echo
       done
+      echo -n "afq $shape $bits-bit batch 1, sampled on the device: "
+      $afq bench generate --device cuda --shape $shape --bits $bits --group-size 64 --prompt-tokens 512 \
+        --decode-tokens 64 --sample --dir /tmp/afq-bench-$shape-$bits 2>&1 | grep -E "^decode"
       rm -rf /tmp/afq-bench-$shape-$bits
     done
     grep -E "device memory" "$OUT/bench_generate.txt" | tail -4

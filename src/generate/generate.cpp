@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <random>
 
 #include "afq/error.h"
 
@@ -103,8 +104,25 @@ class Continuation {
 };
 
 // Greedy without a penalty needs no logits on the host: the model's own argmax (on the GPU,
-// only the token ids come back). Anything else samples from the logits on the CPU.
+// only the token ids come back). Sampling without a penalty on the GPU draws there too
+// (Model::forward_batch_sample, at uniforms drawn here from the seed). Anything else samples from
+// the logits on the CPU.
 bool is_greedy(const SamplingOptions& s) { return s.temperature == 0.0f && s.repetition_penalty == 1.0f; }
+
+bool samples_on_device(const Model& model, const SamplingOptions& s) {
+  return model.device() == Device::Cuda && s.temperature > 0.0f && s.repetition_penalty == 1.0f;
+}
+
+// The uniforms of one sequence's draws on the device, from its seed.
+class Uniforms {
+ public:
+  explicit Uniforms(uint64_t seed) : rng_(seed) {}
+  // In [0, 1): a double just below 1 would round to 1.0f.
+  float next() { return std::min(static_cast<float>(std::generate_canonical<double, 53>(rng_)), 0x1.fffffep-1f); }
+
+ private:
+  std::mt19937_64 rng_;
+};
 
 int32_t sample_row(Sampler& sampler, const Tensor& logits, int64_t row, std::span<const int32_t> history) {
   const int64_t vocab = logits.dim(1);
@@ -119,10 +137,19 @@ GenerateResult generate(Model& model, const Tokenizer& tokenizer, const std::vec
   check_prompt(prompt, model, "the prompt");
   Sampler sampler(options.sampling);
   Continuation out(model, tokenizer, prompt, options, on_text);
-  const bool greedy = is_greedy(options.sampling);
+  const bool greedy = is_greedy(options.sampling), on_device = samples_on_device(model, options.sampling);
+  Uniforms uniforms(options.sampling.seed);
   auto next_token = [&](const int32_t* tokens, int64_t n, int64_t at) {
     if (greedy) return model.forward_argmax(tokens, n, at);
-    return sample_row(sampler, model.forward(tokens, n, at), 0, out.history());
+    if (on_device && n == 1) {
+      const float u = uniforms.next();
+      return model.forward_batch_sample(tokens, &at, 1, options.sampling, &u)[0];
+    }
+    const Tensor logits = model.forward(tokens, n, at);
+    if (on_device)  // the prompt's token by the device's rule, on the host
+      return sample_in_token_order({logits.data<float>(), static_cast<size_t>(logits.dim(1))}, options.sampling,
+                                   uniforms.next());
+    return sample_row(sampler, logits, 0, out.history());
   };
 
   const auto start = Clock::now();
@@ -154,14 +181,16 @@ std::vector<GenerateResult> generate_batch(Model& model, const Tokenizer& tokeni
     throw Error(std::to_string(count) + " prompts, the model was loaded for a batch of 1 to " +
                 std::to_string(model.batch()));
   for (size_t i = 0; i < prompts.size(); ++i) check_prompt(prompts[i], model, "prompt " + std::to_string(i + 1));
-  const bool greedy = is_greedy(options.sampling);
+  const bool greedy = is_greedy(options.sampling), on_device = samples_on_device(model, options.sampling);
   std::vector<Sampler> samplers;
+  std::vector<Uniforms> uniforms;
   std::vector<Continuation> outs;
   outs.reserve(prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) {
     SamplingOptions sampling = options.sampling;
     sampling.seed += i;  // each sequence its own stream, reproducible from the one seed
     samplers.emplace_back(sampling);
+    uniforms.emplace_back(sampling.seed);
     outs.emplace_back(model, tokenizer, prompts[i], options, [&on_text, i](std::string_view t) { on_text(i, t); });
   }
 
@@ -171,9 +200,15 @@ std::vector<GenerateResult> generate_batch(Model& model, const Tokenizer& tokeni
   for (int64_t i = 0; i < count; ++i) {
     const auto start = Clock::now();
     const int64_t n = static_cast<int64_t>(prompts[i].size());
-    next[i] = greedy ? model.forward_argmax(prompts[i].data(), n, 0, static_cast<int>(i))
-                     : sample_row(samplers[i], model.forward(prompts[i].data(), n, 0, false, static_cast<int>(i)), 0,
-                                  outs[i].history());
+    const int sequence = static_cast<int>(i);
+    if (greedy) {
+      next[i] = model.forward_argmax(prompts[i].data(), n, 0, sequence);
+    } else {
+      const Tensor logits = model.forward(prompts[i].data(), n, 0, false, sequence);
+      next[i] = on_device ? sample_in_token_order({logits.data<float>(), static_cast<size_t>(logits.dim(1))},
+                                                  options.sampling, uniforms[i].next())
+                          : sample_row(samplers[i], logits, 0, outs[i].history());
+    }
     positions[i] = n;
     outs[i].result.prompt_seconds = seconds_since(start);
   }
@@ -202,6 +237,11 @@ std::vector<GenerateResult> generate_batch(Model& model, const Tokenizer& tokeni
     std::vector<int32_t> ids;
     if (greedy) {
       ids = model.forward_batch_argmax(next.data(), step_positions.data(), rows);
+    } else if (on_device) {
+      std::vector<float> u(static_cast<size_t>(rows), 0.0f);
+      for (int64_t i = 0; i < rows; ++i)
+        if (running[i]) u[i] = uniforms[i].next();
+      ids = model.forward_batch_sample(next.data(), step_positions.data(), rows, options.sampling, u.data());
     } else {
       const Tensor logits = model.forward_batch(next.data(), step_positions.data(), rows);
       ids.resize(static_cast<size_t>(rows));

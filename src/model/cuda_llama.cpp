@@ -182,6 +182,8 @@ class CudaLlama final : public DeviceForward {
   int32_t forward_argmax(const int32_t* tokens, int64_t n, int64_t position, int sequence) override;
   Tensor forward_batch(const int32_t* tokens, const int64_t* positions, int64_t count) override;
   std::vector<int32_t> forward_batch_argmax(const int32_t* tokens, const int64_t* positions, int64_t count) override;
+  std::vector<int32_t> forward_batch_sample(const int32_t* tokens, const int64_t* positions, int64_t count,
+                                            const SamplingOptions& sampling, const float* uniforms) override;
   uint64_t device_bytes() const override { return allocated_; }
 
  private:
@@ -200,9 +202,11 @@ class CudaLlama final : public DeviceForward {
   // 0 .. rows - 1, at those positions, with the graph-replayable ops (position and sequence unused).
   void layer_forward(int l, int64_t rows, int64_t position, int sequence, const int32_t* device_positions = nullptr);
   // One token of each of the sequences 0 .. count - 1 through the whole model into logits_ and
-  // argmax_: the graph for `count` when there is one.
-  void decode_step(const int32_t* tokens, const int64_t* positions, int64_t count);
-  void record_decode_step(int64_t count);
+  // argmax_ (the argmax, or with `sampling` a token drawn at `uniforms`): the graph for `count`
+  // (and whether it samples) when there is one.
+  void decode_step(const int32_t* tokens, const int64_t* positions, int64_t count,
+                   const SamplingOptions* sampling = nullptr, const float* uniforms = nullptr);
+  void record_decode_step(int64_t count, bool sampled);
   // Final norm + lm_head of the rows [first, first + count) of the last chunk into logits_.
   void head(int64_t first, int64_t count);
   void download_logits(int64_t count, float* out);
@@ -216,13 +220,16 @@ class CudaLlama final : public DeviceForward {
   cuda::Stream stream_;
   std::function<void(const std::string&)> notice_;
 
-  // The decode step of `count` sequences as a CUDA graph (index count), captured at its second
-  // step (the first runs the same work directly, so that lazy set-up in cuBLAS and the kernels'
-  // launchers stays out of the capture).
+  // The decode step of `count` sequences as a CUDA graph (index 2 * count, + 1 when it samples),
+  // captured at its second step (the first runs the same work directly, so that lazy set-up in
+  // cuBLAS and the kernels' launchers stays out of the capture).
   bool use_graphs_ = false;
   std::vector<int64_t> direct_decode_steps_;
   std::vector<cuda::Graph> decode_graphs_;
-  DeviceBuffer decode_step_;  // int32 [2 * batch]: the tokens, then their positions
+  // What a decode step reads: int32 tokens [batch], int32 positions [batch], the sampling
+  // settings (cuda::DeviceSampling, 16-byte aligned), float uniforms [batch].
+  DeviceBuffer decode_step_;
+  uint64_t sampling_offset_ = 0, uniforms_offset_ = 0;  // bytes into decode_step_
 
   // Weights.
   std::optional<cuda::DeviceQuantizedWeight> embed_q_;
@@ -322,8 +329,8 @@ CudaLlama::CudaLlama(const HostWeights& w, int max_context, int batch, bool grap
       batch_(batch),
       notice_(notice),
       use_graphs_(graphs),
-      direct_decode_steps_(size_t(batch) + 1, 0),
-      decode_graphs_(size_t(batch) + 1) {
+      direct_decode_steps_(2 * (size_t(batch) + 1), 0),
+      decode_graphs_(2 * (size_t(batch) + 1)) {
   const ModelConfig& c = cfg_;
   hd_ = c.head_dim;
   qd_ = int64_t{c.num_heads} * hd_;
@@ -415,7 +422,9 @@ CudaLlama::CudaLlama(const HostWeights& w, int max_context, int batch, bool grap
   scratch_ = buffer(uint64_t(batch_) * cuda::attention_scratch_floats(c.num_heads, c.head_dim, max_ctx_) * 4,
                     "attention scratch");
   argmax_ = buffer(uint64_t(batch_) * 4, "argmax");
-  decode_step_ = buffer(uint64_t(batch_) * 8, "decode step");
+  sampling_offset_ = round16(uint64_t(batch_) * 8);
+  uniforms_offset_ = sampling_offset_ + round16(sizeof(cuda::DeviceSampling));
+  decode_step_ = buffer(uniforms_offset_ + uint64_t(batch_) * 4, "decode step");
   // DeviceQuantizedWeight::upload copies on the legacy default stream, which a non-blocking
   // stream does not wait for: finish both before the first forward pass.
   cuda::synchronize(nullptr);
@@ -550,7 +559,7 @@ void CudaLlama::run_layers(const int32_t* tokens, int64_t rows, int64_t position
   for (int l = 0; l < cfg_.num_layers; ++l) layer_forward(l, rows, position, sequence);
 }
 
-void CudaLlama::record_decode_step(int64_t count) {
+void CudaLlama::record_decode_step(int64_t count, bool sampled) {
   CUstream_st* s = stream_.get();
   const int32_t* tokens = decode_step_.as<int32_t>();
   const int32_t* positions = tokens + batch_;
@@ -560,28 +569,44 @@ void CudaLlama::record_decode_step(int64_t count) {
     cuda::embedding_lookup(tokens, count, embed_.get(), DType::BF16, cfg_.hidden_size, x_.as<float>(), s);
   for (int l = 0; l < cfg_.num_layers; ++l) layer_forward(l, count, 0, 0, positions);
   head(0, count);
-  cuda::argmax_rows(logits_.get(), logits_dtype_, count, cfg_.vocab_size, argmax_.as<int32_t>(), s);
+  if (sampled) {
+    const auto* step = decode_step_.as<uint8_t>();
+    cuda::sample_rows(logits_.get(), logits_dtype_, count, cfg_.vocab_size,
+                      reinterpret_cast<const cuda::DeviceSampling*>(step + sampling_offset_),
+                      reinterpret_cast<const float*>(step + uniforms_offset_), argmax_.as<int32_t>(), s);
+  } else {
+    cuda::argmax_rows(logits_.get(), logits_dtype_, count, cfg_.vocab_size, argmax_.as<int32_t>(), s);
+  }
 }
 
-void CudaLlama::decode_step(const int32_t* tokens, const int64_t* positions, int64_t count) {
+void CudaLlama::decode_step(const int32_t* tokens, const int64_t* positions, int64_t count,
+                            const SamplingOptions* sampling, const float* uniforms) {
   CUstream_st* s = stream_.get();
   // Pageable memory: the copy is staged before the call returns, so `step` may go.
-  std::vector<int32_t> step(size_t(2) * batch_, 0);
+  std::vector<uint8_t> step(decode_step_.bytes(), 0);
+  auto* ids = reinterpret_cast<int32_t*>(step.data());
   for (int64_t i = 0; i < count; ++i) {
-    step[i] = tokens[i];
-    step[batch_ + i] = static_cast<int32_t>(positions[i]);
+    ids[i] = tokens[i];
+    ids[batch_ + i] = static_cast<int32_t>(positions[i]);
   }
-  cuda::copy_to_device(decode_step_.get(), step.data(), step.size() * 4, s);
-  cuda::Graph& graph = decode_graphs_[count];
-  if (!use_graphs_) return record_decode_step(count);
+  const bool sampled = sampling != nullptr;
+  if (sampled) {
+    const cuda::DeviceSampling settings{sampling->temperature, sampling->top_k, sampling->top_p, sampling->min_p};
+    std::memcpy(step.data() + sampling_offset_, &settings, sizeof(settings));
+    std::memcpy(step.data() + uniforms_offset_, uniforms, size_t(count) * 4);
+  }
+  cuda::copy_to_device(decode_step_.get(), step.data(), step.size(), s);
+  if (!use_graphs_) return record_decode_step(count, sampled);
+  const size_t which = 2 * size_t(count) + (sampled ? 1 : 0);
+  cuda::Graph& graph = decode_graphs_[which];
   if (graph.empty()) {
-    if (direct_decode_steps_[count]++ == 0) return record_decode_step(count);
+    if (direct_decode_steps_[which]++ == 0) return record_decode_step(count, sampled);
     try {
-      graph.capture(s, [this, count] { record_decode_step(count); });
+      graph.capture(s, [this, count, sampled] { record_decode_step(count, sampled); });
     } catch (const Error& e) {
       use_graphs_ = false;
       if (notice_) notice_(std::string("decode steps run without a CUDA graph: ") + e.what());
-      return record_decode_step(count);
+      return record_decode_step(count, sampled);
     }
   }
   graph.launch(s);
@@ -651,6 +676,15 @@ Tensor CudaLlama::forward_batch(const int32_t* tokens, const int64_t* positions,
 std::vector<int32_t> CudaLlama::forward_batch_argmax(const int32_t* tokens, const int64_t* positions, int64_t count) {
   check_tokens(tokens, count);
   decode_step(tokens, positions, count);
+  std::vector<int32_t> ids(static_cast<size_t>(count));
+  cuda::copy_to_host(ids.data(), argmax_.get(), ids.size() * 4, stream_.get());
+  return ids;
+}
+
+std::vector<int32_t> CudaLlama::forward_batch_sample(const int32_t* tokens, const int64_t* positions, int64_t count,
+                                                     const SamplingOptions& sampling, const float* uniforms) {
+  check_tokens(tokens, count);
+  decode_step(tokens, positions, count, &sampling, uniforms);
   std::vector<int32_t> ids(static_cast<size_t>(count));
   cuda::copy_to_host(ids.data(), argmax_.get(), ids.size() * 4, stream_.get());
   return ids;

@@ -362,6 +362,21 @@ std::vector<int32_t> Model::forward_batch_argmax(const int32_t* tokens, const in
   return ids;
 }
 
+std::vector<int32_t> Model::forward_batch_sample(const int32_t* tokens, const int64_t* positions, int64_t count,
+                                                 const SamplingOptions& sampling, const float* uniforms) {
+  Impl& m = *impl_;
+  if (m.device_forward && count >= 1 && count <= m.batch &&
+      std::all_of(positions, positions + count, [&](int64_t p) { return p >= 0 && p < m.max_ctx; }))
+    return m.device_forward->forward_batch_sample(tokens, positions, count, sampling, uniforms);
+  const Tensor logits = forward_batch(tokens, positions, count);  // also reports bad arguments
+  std::vector<int32_t> ids(static_cast<size_t>(count));
+  const int64_t vocab = logits.dim(1);
+  for (int64_t i = 0; i < count; ++i)
+    ids[i] =
+        sample_in_token_order({logits.data<float>() + i * vocab, static_cast<size_t>(vocab)}, sampling, uniforms[i]);
+  return ids;
+}
+
 Model Model::load(const fs::path& dir, const LoadOptions& options) {
   auto impl = std::make_unique<Impl>();
   Impl& m = *impl;

@@ -37,12 +37,14 @@ struct HostWeights {
 class DeviceForward {
  public:
   virtual ~DeviceForward() = default;
-  // As Model::forward, forward_argmax, forward_batch and forward_batch_argmax, after Model has
-  // checked the counts, the sequence and the context.
+  // As Model::forward, forward_argmax, forward_batch, forward_batch_argmax and
+  // forward_batch_sample, after Model has checked the counts, the sequence and the context.
   virtual Tensor forward(const int32_t* tokens, int64_t n, int64_t position, bool all_logits, int sequence) = 0;
   virtual int32_t forward_argmax(const int32_t* tokens, int64_t n, int64_t position, int sequence) = 0;
   virtual Tensor forward_batch(const int32_t* tokens, const int64_t* positions, int64_t count) = 0;
   virtual std::vector<int32_t> forward_batch_argmax(const int32_t* tokens, const int64_t* positions, int64_t count) = 0;
+  virtual std::vector<int32_t> forward_batch_sample(const int32_t* tokens, const int64_t* positions, int64_t count,
+                                                    const SamplingOptions& sampling, const float* uniforms) = 0;
   virtual uint64_t device_bytes() const = 0;
 };
 

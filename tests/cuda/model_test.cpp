@@ -271,11 +271,37 @@ TEST(GpuForward, GenerateAndPerplexityRunThroughTheGpu) {
   const GenerateResult c = generate(cpu, tokenizer, prompt, options, ignore);
   const GenerateResult g = generate(gpu, tokenizer, prompt, options, ignore);
   EXPECT_EQ(g.tokens, c.tokens);
-  // Sampling copies the logits to the host and uses the CPU's sampler.
+  // Sampling draws on the device: reproducible from the seed, and top-k 1 is greedy.
   options.sampling.temperature = 0.8f;
   options.sampling.top_p = 0.95f;
   options.sampling.seed = 1;
+  const GenerateResult sampled = generate(gpu, tokenizer, prompt, options, ignore);
+  EXPECT_EQ(sampled.tokens.size(), 32u);
+  EXPECT_EQ(generate(gpu, tokenizer, prompt, options, ignore).tokens, sampled.tokens);
+  options.sampling.seed = 2;
+  EXPECT_NE(generate(gpu, tokenizer, prompt, options, ignore).tokens, sampled.tokens);
+  options.sampling.top_k = 1;
+  EXPECT_EQ(generate(gpu, tokenizer, prompt, options, ignore).tokens, c.tokens);
+  options.sampling.top_k = 0;
+  // A repetition penalty needs the history: those draws are the CPU sampler's on the logits.
+  options.sampling.repetition_penalty = 1.2f;
   EXPECT_EQ(generate(gpu, tokenizer, prompt, options, ignore).tokens.size(), 32u);
+  options.sampling.repetition_penalty = 1.0f;
+
+  // A batch sampled on the device draws what each sequence draws alone with its seed (the
+  // shipped model is float: a batch's logits equal each sequence's own).
+  LoadOptions batch_options;
+  batch_options.device = Device::Cuda;
+  batch_options.batch = 3;
+  Model batch = Model::load(kShipped, batch_options);
+  const std::vector<std::vector<int32_t>> prompts = {prompt, tokenizer.encode("JULIET:"), tokenizer.encode("KING")};
+  const std::vector<GenerateResult> together =
+      generate_batch(batch, tokenizer, prompts, options, [](size_t, std::string_view) {});
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    GenerateOptions own = options;
+    own.sampling.seed += i;
+    EXPECT_EQ(together[i].tokens, generate(gpu, tokenizer, prompts[i], own, ignore).tokens) << "sequence " << i;
+  }
 
   std::ifstream in(kShipped + "/valid.txt");
   std::stringstream text;

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "afq/half.h"
 #include "afq/model.h"
 #include "afq/quant.h"
+#include "afq/sampling.h"
 
 namespace afq::cuda {
 namespace {
@@ -564,6 +566,77 @@ TEST(CudaArgmax, EachRowOfABatchGetsItsOwn) {
   argmax_rows(d_values.get(), DType::F32, rows, n, out.get(), nullptr);
   const std::vector<int32_t> got = out.host();
   for (int64_t r = 0; r < rows; ++r) EXPECT_EQ(got[r], planted[r]) << "row " << r;
+}
+
+// The device's draws against afq::sample_in_token_order (the same rule on the host, in double):
+// a 128k vocabulary in F32 and F16, every filter alone and together, a grid of uniforms. Masses
+// are fixed-point on the device and double here, so a uniform within rounding of a boundary
+// between two tokens may pick either: at most 2 of 256 draws may differ, a wrong candidate set
+// or a wrong order would differ in many.
+TEST(CudaSample, DrawsAsTheHostRuleForEveryFilter) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(12);
+  const int64_t n = 128256, draws = 256;
+  std::vector<float> logits(n);
+  std::normal_distribution<float> normal(0.f, 3.f);
+  for (auto& v : logits) v = normal(rng);
+  std::vector<uint16_t> half(n);
+  for (int64_t i = 0; i < n; ++i) half[i] = f32_to_f16(logits[i]);
+  std::vector<float> half_values(n);
+  for (int64_t i = 0; i < n; ++i) half_values[i] = f16_to_f32(half[i]);
+  struct Case {
+    float temperature;
+    int top_k;
+    float top_p, min_p;
+  };
+  for (const Case c :
+       {Case{1.f, 0, 1.f, 0.f}, Case{0.7f, 40, 1.f, 0.f}, Case{1.f, 0, 0.9f, 0.f}, Case{1.f, 0, 1.f, 0.05f},
+        Case{0.8f, 50, 0.95f, 0.02f}, Case{1.5f, 1, 1.f, 0.f}, Case{0.f, 0, 1.f, 0.f}}) {
+    SamplingOptions host;
+    host.temperature = c.temperature;
+    host.top_k = c.top_k;
+    host.top_p = c.top_p;
+    host.min_p = c.min_p;
+    const DeviceSampling settings{c.temperature, c.top_k, c.top_p, c.min_p};
+    DeviceArray<uint8_t> d_settings(std::vector<uint8_t>(reinterpret_cast<const uint8_t*>(&settings),
+                                                         reinterpret_cast<const uint8_t*>(&settings + 1)));
+    std::vector<float> uniforms(draws);
+    for (int64_t i = 0; i < draws; ++i) uniforms[i] = (static_cast<float>(i) + 0.37f) / draws;
+    DeviceArray<float> d_uniforms(uniforms);
+    const std::string what = "T=" + std::to_string(c.temperature) + " top_k=" + std::to_string(c.top_k) +
+                             " top_p=" + std::to_string(c.top_p) + " min_p=" + std::to_string(c.min_p);
+    for (DType dtype : {DType::F32, DType::F16}) {
+      // One row per draw: the same logits `draws` times.
+      const std::vector<float>& values = dtype == DType::F32 ? logits : half_values;
+      std::vector<float> rows32;
+      std::vector<uint16_t> rows16;
+      for (int64_t r = 0; r < draws; ++r) {
+        if (dtype == DType::F32)
+          rows32.insert(rows32.end(), logits.begin(), logits.end());
+        else
+          rows16.insert(rows16.end(), half.begin(), half.end());
+      }
+      DeviceArray<float> d_rows32(dtype == DType::F32 ? rows32 : std::vector<float>(1));
+      DeviceArray<uint16_t> d_rows16(dtype == DType::F16 ? rows16 : std::vector<uint16_t>(1));
+      DeviceArray<int32_t> out(draws);
+      const void* rows = dtype == DType::F32 ? static_cast<const void*>(d_rows32.get()) : d_rows16.get();
+      sample_rows(rows, dtype, draws, n, reinterpret_cast<const DeviceSampling*>(d_settings.get()), d_uniforms.get(),
+                  out.get(), nullptr);
+      const std::vector<int32_t> got = out.host();
+      int differ = 0;
+      std::set<int32_t> distinct;
+      for (int64_t i = 0; i < draws; ++i) {
+        const int32_t expected = sample_in_token_order(values, host, uniforms[i]);
+        differ += got[i] != expected;
+        distinct.insert(got[i]);
+      }
+      EXPECT_LE(differ, 2) << what << (dtype == DType::F32 ? " f32" : " f16");
+      if (c.temperature == 0 || c.top_k == 1)
+        EXPECT_EQ(distinct.size(), 1u) << what;
+      else
+        EXPECT_GT(distinct.size(), 3u) << what;  // the draws spread over several tokens
+    }
+  }
 }
 
 TEST(CudaGemmBf16, MatchesADoubleReference) {

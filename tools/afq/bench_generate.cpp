@@ -55,6 +55,7 @@ struct Options {
   int prompt_tokens = 512;
   int decode_tokens = 32;
   int batch = 1;  // sequences decoded together
+  bool sample = false;  // decode steps draw at temperature 0.8, top-p 0.95 instead of the argmax
   int threads = 0;
   std::string device = "cpu";
   std::string dir;  // where the random checkpoint goes; a temporary folder by default
@@ -184,13 +185,20 @@ void run(const Options& o) {
   // steps of all of them together.
   for (int b = 1; b < o.batch; ++b) model.forward(prompt.data(), o.prompt_tokens, 0, false, b);
   std::vector<double> steps;
+  SamplingOptions sampling;
+  sampling.temperature = 0.8f;
+  sampling.top_p = 0.95f;
   std::vector<int32_t> tokens(static_cast<size_t>(o.batch), prompt.back());
   std::vector<int64_t> positions(static_cast<size_t>(o.batch));
   for (int i = 0; i < o.decode_tokens; ++i) {
     std::fill(positions.begin(), positions.end(), o.prompt_tokens + i);
     start = Clock::now();
     // On the GPU a decode step as generate runs it greedily: only the token ids come back.
-    if (o.batch == 1) {
+    if (o.sample) {
+      std::vector<float> uniforms(tokens.size());
+      for (size_t b = 0; b < uniforms.size(); ++b) uniforms[b] = static_cast<float>((i * 7 + b * 13) % 97) / 97.0f;
+      model.forward_batch_sample(tokens.data(), positions.data(), o.batch, sampling, uniforms.data());
+    } else if (o.batch == 1) {
       if (on_gpu)
         model.forward_argmax(tokens.data(), 1, positions[0]);
       else
@@ -230,7 +238,8 @@ void run(const Options& o) {
   }
   fmt::print("prompt  {:5d} tokens: {:8.1f} tokens/s ({:.2f} s to the first token)\n", o.prompt_tokens,
              o.prompt_tokens / prompt_s, prompt_s);
-  const std::string batch = o.batch > 1 ? fmt::format(" x batch {}", o.batch) : std::string();
+  const std::string batch =
+      (o.batch > 1 ? fmt::format(" x batch {}", o.batch) : std::string()) + (o.sample ? ", sampled" : "");
   fmt::print("decode  {:5d} tokens{}: {:8.2f} tokens/s (median step {:.1f} ms); roofline {:.2f} tokens/s: {:.0f}%\n",
              o.decode_tokens, batch, o.batch / decode_s, decode_s * 1e3, roofline,
              100.0 * o.batch / decode_s / roofline);
@@ -249,6 +258,9 @@ void add_bench_generate_command(CLI::App& bench) {
       ->capture_default_str();
   cmd->add_option("--batch", o->batch, "Sequences decoded together (each prompted with --prompt-tokens first)")
       ->capture_default_str();
+  cmd->add_flag(
+      "--sample", o->sample,
+      "Decode steps draw tokens (temperature 0.8, top-p 0.95; on the GPU, on the device) instead of the argmax");
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores or AFQ_NUM_THREADS)");
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--dir", o->dir, "Keep the random checkpoint in this folder (reused when present)");
