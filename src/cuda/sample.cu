@@ -74,12 +74,27 @@ __device__ uint32_t radix_select(const T* row, int64_t n, const RowView& r, unsi
   for (int shift = 24; shift >= 0; shift -= 8) {
     for (int b = threadIdx.x; b < 256; b += blockDim.x) histogram[b] = 0;
     __syncthreads();
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-      const float v = to_float(row[i]);
-      const uint32_t k = order_key(v);
-      unsigned long long mass;
-      if ((k & mask) != prefix || !candidate(v, k, r, &mass)) continue;
-      atomicAdd(&histogram[(k >> shift) & 255u], ByMass ? mass : 1ull);
+    // Neighbouring logits share their high bits: most of a pass lands in a few bins, and 32
+    // lanes adding to one shared counter would serialize. The lanes of a warp that share a bin
+    // add together first (exactly: a mass < 2^41 is summed as two 20-bit halves), one atomic each.
+    for (int64_t base = 0; base < n; base += blockDim.x) {
+      const int64_t i = base + threadIdx.x;
+      uint32_t bin = 256;  // none
+      unsigned long long mass = 0;
+      if (i < n) {
+        const float v = to_float(row[i]);
+        const uint32_t k = order_key(v);
+        if ((k & mask) == prefix && candidate(v, k, r, &mass)) bin = (k >> shift) & 255u;
+      }
+      const unsigned group = __match_any_sync(0xFFFFFFFFu, bin);
+      if (bin == 256) continue;
+      unsigned long long add = __popc(group);
+      if (ByMass) {
+        const unsigned high = __reduce_add_sync(group, static_cast<unsigned>(mass >> 20));
+        const unsigned low = __reduce_add_sync(group, static_cast<unsigned>(mass & 0xFFFFFu));
+        add = (static_cast<unsigned long long>(high) << 20) + low;
+      }
+      if (threadIdx.x % 32 == static_cast<unsigned>(__ffs(group) - 1)) atomicAdd(&histogram[bin], add);
     }
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -166,42 +181,51 @@ __global__ void __launch_bounds__(kThreads)
     r.floor_key = max(r.floor_key, radix_select<true>(row, n, r, max(target, 1ull), histogram, &chosen));
   }
 
-  // The draw: each thread's contiguous slice of the vocabulary, their masses scanned in order.
-  const int64_t slice = (n + blockDim.x - 1) / blockDim.x;
-  const int64_t begin = min(n, threadIdx.x * slice), end = min(n, begin + slice);
+  // The draw, in token order: each warp a contiguous stretch of the vocabulary (read a row of 32
+  // tokens at a time, coalesced), the warps' masses scanned, then the warp that holds the target
+  // walks its stretch row by row.
+  const int warps = blockDim.x / 32;
+  const int64_t stretch = (n + warps - 1) / warps;
+  const int64_t begin = min(n, warp * stretch), end = min(n, begin + stretch);
   unsigned long long own = 0, mass;
-  for (int64_t i = begin; i < end; ++i) {
+  for (int64_t i = begin + lane; i < end; i += 32) {
     const float v = to_float(row[i]);
     if (candidate(v, order_key(v), r, &mass)) own += mass;
   }
-  // Exclusive scan of `own` over the threads: warp scans, then the warps' totals.
-  unsigned long long inclusive = own;
 #pragma unroll
-  for (int offset = 1; offset < 32; offset *= 2) {
-    const unsigned long long up = __shfl_up_sync(0xFFFFFFFFu, inclusive, offset);
-    if (lane >= offset) inclusive += up;
-  }
-  if (lane == 31) sums[warp] = inclusive;
-  if (threadIdx.x == 0) drawn = best_i;  // if rounding leaves no slice holding the target
+  for (int offset = 16; offset > 0; offset /= 2) own += __shfl_xor_sync(0xFFFFFFFFu, own, offset);
+  __syncthreads();  // sums may still be read by the top-p pass above
+  if (lane == 0) sums[warp] = own;
+  if (threadIdx.x == 0) drawn = best_i;  // if rounding leaves no stretch holding the target
   __syncthreads();
-  unsigned long long before_warp = 0, total = 0;
-  for (int w = 0; w < blockDim.x / 32; ++w) {
-    if (w < warp) before_warp += sums[w];
+  unsigned long long start = 0, total = 0;
+  for (int w = 0; w < warps; ++w) {
+    if (w < warp) start += sums[w];
     total += sums[w];
   }
-  const unsigned long long start = before_warp + inclusive - own;
   unsigned long long target = static_cast<unsigned long long>(static_cast<double>(uniforms[blockIdx.x]) * total);
-  if (target >= total) target = total - 1;  // total >= 1: the best token is a candidate of mass 2^40
-  if (own > 0 && start <= target && target < start + own) {
+  if (target >= total) target = total - 1;                   // total >= 2^40: the best token is a candidate of mass 1
+  if (own > 0 && start <= target && target < start + own) {  // one warp, all its lanes
     unsigned long long cumulative = start;
-    for (int64_t i = begin; i < end; ++i) {
-      const float v = to_float(row[i]);
-      if (!candidate(v, order_key(v), r, &mass)) continue;
-      cumulative += mass;
-      if (cumulative > target) {
-        drawn = static_cast<int32_t>(i);
+    for (int64_t base = begin; base < end; base += 32) {
+      const int64_t i = base + lane;
+      unsigned long long m = 0;
+      if (i < end) {
+        const float v = to_float(row[i]);
+        if (!candidate(v, order_key(v), r, &m)) m = 0;
+      }
+      unsigned long long inclusive = m;  // scan of the row's masses over the lanes
+#pragma unroll
+      for (int offset = 1; offset < 32; offset *= 2) {
+        const unsigned long long up = __shfl_up_sync(0xFFFFFFFFu, inclusive, offset);
+        if (lane >= offset) inclusive += up;
+      }
+      const unsigned passed = __ballot_sync(0xFFFFFFFFu, m > 0 && cumulative + inclusive > target);
+      if (passed) {
+        if (lane == __ffs(passed) - 1) drawn = static_cast<int32_t>(i);
         break;
       }
+      cumulative += __shfl_sync(0xFFFFFFFFu, inclusive, 31);
     }
   }
   __syncthreads();
