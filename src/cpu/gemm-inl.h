@@ -93,6 +93,42 @@ HWY_INLINE void ForEachWeightRow(const QmmProblem& p, int64_t row_bytes, int64_t
   });
 }
 
+// The same two rows at a time: row i with row i + half (half = n / 2 rounded up; a last odd row
+// alone), so that each thread streams two regions of W front to back:
+//   fn(rows[2], data[2], readable, scales[2], biases[2], extra[2], count)
+// with count 2 or 1, and `readable` the bytes that may be loaded from data[count - 1].
+template <class Fn>
+HWY_INLINE void ForEachWeightRowPair(const QmmProblem& p, int64_t row_bytes, int64_t groups, int64_t groups_padded,
+                                     const Fn& fn) {
+  const auto* packed = reinterpret_cast<const uint8_t*>(p.packed);
+  const size_t scale_size = dtype_size(p.scale_dtype);
+  const int64_t half = (p.n + 1) / 2;
+  parallel_for(half, [&](int64_t pair0, int64_t pair1) {
+    float* scales = thread_scratch(ScratchSlot::RowScales, static_cast<size_t>(2 * groups_padded));
+    float* biases = thread_scratch(ScratchSlot::RowBiases, static_cast<size_t>(2 * groups_padded));
+    const float* row_scales[2] = {scales, scales + groups_padded};
+    const float* row_biases[2] = {biases, biases + groups_padded};
+    for (int i = 0; i < 2; ++i) {
+      std::fill(scales + i * groups_padded + groups, scales + (i + 1) * groups_padded, 0.0f);
+      std::fill(biases + i * groups_padded + groups, biases + (i + 1) * groups_padded, 0.0f);
+    }
+    for (int64_t pair = pair0; pair < pair1; ++pair) {
+      const int64_t rows[2] = {pair, pair + half};
+      const int count = rows[1] < p.n ? 2 : 1;
+      const uint8_t* data[2] = {packed + rows[0] * row_bytes, packed + rows[1] * row_bytes};
+      float extra[2] = {0.0f, 0.0f};
+      for (int i = 0; i < count; ++i) {
+        WidenToF32(static_cast<const uint8_t*>(p.scales) + rows[i] * groups * scale_size, p.scale_dtype, groups,
+                   scales + i * groups_padded);
+        WidenToF32(static_cast<const uint8_t*>(p.biases) + rows[i] * groups * scale_size, p.scale_dtype, groups,
+                   biases + i * groups_padded);
+        extra[i] = p.bias ? p.bias[rows[i]] : 0.0f;
+      }
+      fn(rows, data, (p.n - rows[count - 1]) * row_bytes, row_scales, row_biases, extra, count);
+    }
+  });
+}
+
 // The GEMM for many rows of x (GemmByOuterProducts). Its micro-kernel holds kOuterRowsW rows of
 // W against an m-tile of kOuterVectorsX vectors' worth of rows of x, as kOuterRowsW *
 // kOuterVectorsX vectors of y^T. Each step along k loads the m-tile's x at that k (x laid out

@@ -335,6 +335,63 @@ HWY_INLINE void QmvInt8Row(const uint8_t* row, int64_t row_bytes, int64_t readab
   for (int r = 0; r < kRows; ++r) dots[r] = SumLanes(acc[r]);
 }
 
+// dots[i] = sum over lanes of s * dx * (q . xq) for two rows of W and one row of x: each step's
+// x digits and factors, loaded once, serve both rows (one x row alone is bound by its loads, not
+// its arithmetic). `readable` counts from the second row, the only one that can end W.
+template <int kBits>
+HWY_INLINE void QmvInt8RowPair(const uint8_t* const* rows, int64_t row_bytes, int64_t readable,
+                               const float* const* row_scales, int64_t group_size, const Int8X& x, int64_t steps,
+                               const Int8Tables<kBits>& t, float* dots) {
+  using L = Int8Layout<kBits>;
+  const DF df;
+  const DI32 di;
+  const DI8 di8;
+  const int64_t lanes32 = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t vector_bytes = 4 * lanes32;
+  const int64_t step_elements = L::kChunks * vector_bytes;
+  const int64_t step_bytes = step_elements * kBits / 8;
+  const bool one_group_per_step = step_elements <= group_size;
+  const int64_t groups_per_step = one_group_per_step ? 0 : step_elements / group_size;
+  const auto scale_index = hn::SetTableIndices(df, t.scale_lane);
+
+  hn::Vec<DF> acc[2] = {hn::Zero(df), hn::Zero(df)};
+  const int64_t in_place = readable >= vector_bytes ? std::min(steps, (readable - vector_bytes) / step_bytes + 1) : 0;
+  alignas(64) uint8_t copy[HWY_MAX_BYTES];
+  for (int64_t s = 0; s < steps; ++s) {
+    const int8_t* high = x.xq + 2 * s * step_elements;
+    const int8_t* low = high + step_elements;
+    hn::Vec<DI8> xh[L::kChunks], xl[L::kChunks];
+    for (int c = 0; c < L::kChunks; ++c) {
+      xh[c] = hn::LoadU(di8, high + c * vector_bytes);
+      xl[c] = hn::LoadU(di8, low + c * vector_bytes);
+    }
+    const auto dx = hn::LoadU(df, x.lane_dx + s * lanes32);
+    for (int r = 0; r < 2; ++r) {
+      const uint8_t* src = rows[r] + s * step_bytes;
+      if (HWY_UNLIKELY(r == 1 && s >= in_place)) {  // only the last row can run past the end of W
+        std::memset(copy, 0, sizeof(copy));
+        const int64_t left = std::max<int64_t>(0, std::min(vector_bytes, row_bytes - s * step_bytes));
+        std::memcpy(copy, src, static_cast<size_t>(left));
+        src = copy;
+      }
+      hwy::Prefetch(src + kPrefetchBytes);
+      hn::Vec<DU8> q[L::kChunks];
+      Unpack<kBits>(src, t, q);
+      const float* scales = row_scales[r];
+      const auto scale = one_group_per_step
+                             ? hn::Set(df, scales[s * step_elements / group_size])
+                             : hn::TableLookupLanes(hn::LoadU(df, scales + s * groups_per_step), scale_index);
+      auto dot = hn::Zero(di);
+      for (int c = 0; c < L::kChunks; ++c) dot = Dot<kBits>(dot, q[c], xh[c]);
+      dot = hn::ShiftLeft<7>(dot);
+      for (int c = 0; c < L::kChunks; ++c) dot = Dot<kBits>(dot, q[c], xl[c]);
+      acc[r] = hn::MulAdd(hn::ConvertTo(df, dot), hn::Mul(scale, dx), acc[r]);
+    }
+  }
+  dots[0] = SumLanes(acc[0]);
+  dots[1] = SumLanes(acc[1]);
+}
+
 template <int kBits>
 void QmvInt8(const QmmProblem& p) {
   using L = Int8Layout<kBits>;
@@ -372,6 +429,24 @@ void QmvInt8(const QmmProblem& p) {
     QuantizeXRow<kBits>(p.x + i * p.k, p.k, p.group_size, steps, digits, x);
   }
 
+  if (p.m == 1) {  // decode: rows of W in pairs against the one row of x
+    const Int8X x = x_row(0);
+    ForEachWeightRowPair(
+        p, row_bytes, groups, groups_padded,
+        [&](const int64_t* rows, const uint8_t* const* data, int64_t readable, const float* const* scales,
+            const float* const* biases, const float* extra, int count) {
+          float dots[2];
+          if (count == 2) {
+            QmvInt8RowPair<kBits>(data, row_bytes, readable, scales, p.group_size, x, steps, tables, dots);
+          } else {
+            QmvInt8Row<kBits, 1>(data[0], row_bytes, readable, scales[0], p.group_size, &x, steps, tables, dots);
+          }
+          for (int i = 0; i < count; ++i)
+            p.y[rows[i]] = dots[i] + PaddedDot(biases[i], x.sums, groups) +
+                           kCenter * PaddedDot(scales[i], x.corrections, groups) + extra[i];
+        });
+    return;
+  }
   ForEachWeightRow(p, row_bytes, groups, groups_padded,
                    [&](int64_t row, const uint8_t* row_data, int64_t readable, const float* scales,
                        const float* biases, float extra) {
