@@ -50,6 +50,29 @@ __device__ __forceinline__ bool candidate(float v, uint32_t k, const RowView& r,
   return true;
 }
 
+// Calls f(i, v, valid) for the values of row [0, n) this thread takes: kLoads of them loaded
+// before any is used, so that a pass costs a memory latency per kLoads values, not per value
+// (the row comes from L2). Every thread of the block makes the same calls (valid false past n),
+// so f may use warp-synchronous intrinsics; threads take elements blockDim.x apart.
+constexpr int kLoads = 8;
+
+template <class T, class F>
+__device__ __forceinline__ void for_each_value(const T* row, int64_t n, F&& f) {
+  for (int64_t base = 0; base < n; base += int64_t{kLoads} * blockDim.x) {
+    float v[kLoads];
+#pragma unroll
+    for (int j = 0; j < kLoads; ++j) {
+      const int64_t i = base + int64_t{j} * blockDim.x + threadIdx.x;
+      v[j] = i < n ? to_float(row[i]) : 0.f;
+    }
+#pragma unroll
+    for (int j = 0; j < kLoads; ++j) {
+      const int64_t i = base + int64_t{j} * blockDim.x + threadIdx.x;
+      f(i, v[j], i < n);
+    }
+  }
+}
+
 // Sum over the block of a 64-bit value, returned to every thread; `shared` holds 32 of them.
 __device__ __forceinline__ unsigned long long block_sum_u64(unsigned long long v, unsigned long long* shared) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -77,17 +100,15 @@ __device__ uint32_t radix_select(const T* row, int64_t n, const RowView& r, unsi
     // Neighbouring logits share their high bits: most of a pass lands in a few bins, and 32
     // lanes adding to one shared counter would serialize. The lanes of a warp that share a bin
     // add together first (exactly: a mass < 2^41 is summed as two 20-bit halves), one atomic each.
-    for (int64_t base = 0; base < n; base += blockDim.x) {
-      const int64_t i = base + threadIdx.x;
+    for_each_value(row, n, [&](int64_t, float v, bool valid) {
       uint32_t bin = 256;  // none
       unsigned long long mass = 0;
-      if (i < n) {
-        const float v = to_float(row[i]);
+      if (valid) {
         const uint32_t k = order_key(v);
         if ((k & mask) == prefix && candidate(v, k, r, &mass)) bin = (k >> shift) & 255u;
       }
       const unsigned group = __match_any_sync(0xFFFFFFFFu, bin);
-      if (bin == 256) continue;
+      if (bin == 256) return;
       unsigned long long add = __popc(group);
       if (ByMass) {
         const unsigned high = __reduce_add_sync(group, static_cast<unsigned>(mass >> 20));
@@ -95,7 +116,7 @@ __device__ uint32_t radix_select(const T* row, int64_t n, const RowView& r, unsi
         add = (static_cast<unsigned long long>(high) << 20) + low;
       }
       if (threadIdx.x % 32 == static_cast<unsigned>(__ffs(group) - 1)) atomicAdd(&histogram[bin], add);
-    }
+    });
     __syncthreads();
     if (threadIdx.x == 0) {
       uint32_t digit = 0;
@@ -132,13 +153,12 @@ __global__ void __launch_bounds__(kThreads)
   // The largest logit (and its lowest index: the greedy token).
   float best = -INFINITY;
   int32_t best_i = INT_MAX;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-    const float v = to_float(row[i]);
-    if (v > best) {  // ascending i per thread: the first of equals stays
+  for_each_value(row, n, [&](int64_t i, float v, bool valid) {
+    if (valid && v > best) {  // ascending i per thread: the first of equals stays
       best = v;
       best_i = static_cast<int32_t>(i);
     }
-  }
+  });
   for (int offset = 16; offset > 0; offset /= 2) {
     const float v = __shfl_xor_sync(0xFFFFFFFFu, best, offset);
     const int32_t i = __shfl_xor_sync(0xFFFFFFFFu, best_i, offset);
@@ -171,10 +191,9 @@ __global__ void __launch_bounds__(kThreads)
     r.floor_key = radix_select<false>(row, n, r, static_cast<unsigned long long>(p.top_k), histogram, &chosen);
   if (p.top_p < 1.f) {
     unsigned long long total = 0, mass;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-      const float v = to_float(row[i]);
-      if (candidate(v, order_key(v), r, &mass)) total += mass;
-    }
+    for_each_value(row, n, [&](int64_t, float v, bool valid) {
+      if (valid && candidate(v, order_key(v), r, &mass)) total += mass;
+    });
     total = block_sum_u64(total, sums);
     const auto target =
         static_cast<unsigned long long>(ceil(static_cast<double>(p.top_p) * static_cast<double>(total)));
@@ -188,9 +207,16 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t stretch = (n + warps - 1) / warps;
   const int64_t begin = min(n, warp * stretch), end = min(n, begin + stretch);
   unsigned long long own = 0, mass;
-  for (int64_t i = begin + lane; i < end; i += 32) {
-    const float v = to_float(row[i]);
-    if (candidate(v, order_key(v), r, &mass)) own += mass;
+  for (int64_t base = begin; base < end; base += 32 * kLoads) {
+    float v[kLoads];
+#pragma unroll
+    for (int j = 0; j < kLoads; ++j) {
+      const int64_t i = base + 32 * j + lane;
+      v[j] = i < end ? to_float(row[i]) : 0.f;
+    }
+#pragma unroll
+    for (int j = 0; j < kLoads; ++j)
+      if (base + 32 * j + lane < end && candidate(v[j], order_key(v[j]), r, &mass)) own += mass;
   }
 #pragma unroll
   for (int offset = 16; offset > 0; offset /= 2) own += __shfl_xor_sync(0xFFFFFFFFu, own, offset);
@@ -207,25 +233,33 @@ __global__ void __launch_bounds__(kThreads)
   if (target >= total) target = total - 1;                   // total >= 2^40: the best token is a candidate of mass 1
   if (own > 0 && start <= target && target < start + own) {  // one warp, all its lanes
     unsigned long long cumulative = start;
-    for (int64_t base = begin; base < end; base += 32) {
-      const int64_t i = base + lane;
-      unsigned long long m = 0;
-      if (i < end) {
-        const float v = to_float(row[i]);
-        if (!candidate(v, order_key(v), r, &m)) m = 0;
-      }
-      unsigned long long inclusive = m;  // scan of the row's masses over the lanes
+    bool found = false;
+    for (int64_t base = begin; base < end && !found; base += 32 * kLoads) {
+      float v[kLoads];
 #pragma unroll
-      for (int offset = 1; offset < 32; offset *= 2) {
-        const unsigned long long up = __shfl_up_sync(0xFFFFFFFFu, inclusive, offset);
-        if (lane >= offset) inclusive += up;
+      for (int j = 0; j < kLoads; ++j) {
+        const int64_t i = base + 32 * j + lane;
+        v[j] = i < end ? to_float(row[i]) : 0.f;
       }
-      const unsigned passed = __ballot_sync(0xFFFFFFFFu, m > 0 && cumulative + inclusive > target);
-      if (passed) {
-        if (lane == __ffs(passed) - 1) drawn = static_cast<int32_t>(i);
-        break;
+#pragma unroll
+      for (int j = 0; j < kLoads; ++j) {
+        if (found) break;  // the same for every lane
+        const int64_t i = base + 32 * j + lane;
+        unsigned long long m = 0;
+        if (i >= end || !candidate(v[j], order_key(v[j]), r, &m)) m = 0;
+        unsigned long long inclusive = m;  // scan of the row's masses over the lanes
+#pragma unroll
+        for (int offset = 1; offset < 32; offset *= 2) {
+          const unsigned long long up = __shfl_up_sync(0xFFFFFFFFu, inclusive, offset);
+          if (lane >= offset) inclusive += up;
+        }
+        const unsigned passed = __ballot_sync(0xFFFFFFFFu, m > 0 && cumulative + inclusive > target);
+        if (passed) {
+          if (lane == __ffs(passed) - 1) drawn = static_cast<int32_t>(i);
+          found = true;
+        }
+        cumulative += __shfl_sync(0xFFFFFFFFu, inclusive, 31);
       }
-      cumulative += __shfl_sync(0xFFFFFFFFu, inclusive, 31);
     }
   }
   __syncthreads();
