@@ -81,7 +81,9 @@ TEST(QuantConfig, WritesWhatItReads) {
     }
     json config = {{"hidden_size", 8}};
     write_quant_config(quant, config);
-    if (layout == CheckpointLayout::Mlx) EXPECT_EQ(config["quantization"], config["quantization_config"]);
+    if (layout == CheckpointLayout::Mlx) {
+      EXPECT_EQ(config["quantization"], config["quantization_config"]);
+    }
     auto back = read_quant_config(config, "c");
     ASSERT_TRUE(back);
     EXPECT_EQ(back->layout, layout);
