@@ -283,6 +283,47 @@ void QuantizeXRow(const float* x, int64_t k, int group_size, int64_t steps, int8
     }
 }
 
+// One row of W as the int8 GEMV walks it: the steps' geometry, where a step's packed bytes are
+// read from, and its scales.
+template <int kBits>
+struct Int8RowSteps {
+  using L = Int8Layout<kBits>;
+  DF df;
+  int64_t lanes32, vector_bytes, step_elements, step_bytes, group_size, groups_per_step, in_place;
+  bool one_group_per_step;
+  decltype(hn::SetTableIndices(DF(), static_cast<const int32_t*>(nullptr))) scale_index;
+
+  Int8RowSteps(int64_t row_bytes_readable, int64_t steps, int64_t group_size_, const Int8Tables<kBits>& t)
+      : lanes32(static_cast<int64_t>(hn::Lanes(df))),
+        vector_bytes(4 * lanes32),
+        step_elements(L::kChunks * vector_bytes),
+        step_bytes(step_elements * kBits / 8),
+        group_size(group_size_),
+        groups_per_step(step_elements <= group_size_ ? 0 : step_elements / group_size_),
+        // Each step loads a whole vector: in place while that stays readable, else from a copy.
+        in_place(row_bytes_readable >= vector_bytes
+                     ? std::min(steps, (row_bytes_readable - vector_bytes) / step_bytes + 1)
+                     : 0),
+        one_group_per_step(step_elements <= group_size_),
+        scale_index(hn::SetTableIndices(df, t.scale_lane)) {}
+
+  // Step s's packed bytes of `row` (row_bytes long), from `copy` past what is readable.
+  const uint8_t* Source(const uint8_t* row, int64_t row_bytes, int64_t s, uint8_t* copy) const {
+    const uint8_t* src = row + s * step_bytes;
+    if (HWY_LIKELY(s < in_place)) return src;
+    std::memset(copy, 0, HWY_MAX_BYTES);
+    const int64_t left = std::max<int64_t>(0, std::min(vector_bytes, row_bytes - s * step_bytes));
+    std::memcpy(copy, src, static_cast<size_t>(left));
+    return copy;
+  }
+
+  // The scale of the group each 32-bit lane of step s sums.
+  hn::Vec<DF> Scale(const float* row_scales, int64_t s) const {
+    if (one_group_per_step) return hn::Set(df, row_scales[s * step_elements / group_size]);
+    return hn::TableLookupLanes(hn::LoadU(df, row_scales + s * groups_per_step), scale_index);
+  }
+};
+
 // dots[r] = sum over lanes of s * dx * (q . xq) for kRows rows of x and one row of W.
 template <int kBits, int kRows>
 HWY_INLINE void QmvInt8Row(const uint8_t* row, int64_t row_bytes, int64_t readable, const float* row_scales,
@@ -292,35 +333,19 @@ HWY_INLINE void QmvInt8Row(const uint8_t* row, int64_t row_bytes, int64_t readab
   const DF df;
   const DI32 di;
   const DI8 di8;
-  const int64_t lanes32 = static_cast<int64_t>(hn::Lanes(df));
-  const int64_t vector_bytes = 4 * lanes32;
-  const int64_t step_elements = L::kChunks * vector_bytes;
-  const int64_t step_bytes = step_elements * kBits / 8;
-  const bool one_group_per_step = step_elements <= group_size;
-  const int64_t groups_per_step = one_group_per_step ? 0 : step_elements / group_size;
-  const auto scale_index = hn::SetTableIndices(df, t.scale_lane);
+  const Int8RowSteps<kBits> w(readable, steps, group_size, t);
+  const int64_t lanes32 = w.lanes32, vector_bytes = w.vector_bytes, step_elements = w.step_elements;
 
   hn::Vec<DF> acc[kRows];
   for (int r = 0; r < kRows; ++r) acc[r] = hn::Zero(df);
-  // Each step loads a whole vector: in place while that stays readable, else from a copy.
-  const int64_t in_place =
-      readable >= vector_bytes ? std::min(steps, (readable - vector_bytes) / step_bytes + 1) : 0;
   alignas(64) uint8_t copy[HWY_MAX_BYTES];
   for (int64_t s = 0; s < steps; ++s) {
-    const uint8_t* src = row + s * step_bytes;
-    if (HWY_UNLIKELY(s >= in_place)) {
-      std::memset(copy, 0, sizeof(copy));
-      const int64_t left = std::max<int64_t>(0, std::min(vector_bytes, row_bytes - s * step_bytes));
-      std::memcpy(copy, src, static_cast<size_t>(left));
-      src = copy;
-    }
+    const uint8_t* src = w.Source(row, row_bytes, s, copy);
     // As in the float GEMV: more misses in flight than the hardware prefetcher keeps.
     hwy::Prefetch(src + kPrefetchBytes);
     hn::Vec<DU8> q[L::kChunks];
     Unpack<kBits>(src, t, q);
-    const auto scale = one_group_per_step
-                           ? hn::Set(df, row_scales[s * step_elements / group_size])
-                           : hn::TableLookupLanes(hn::LoadU(df, row_scales + s * groups_per_step), scale_index);
+    const auto scale = w.Scale(row_scales, s);
     for (int r = 0; r < kRows; ++r) {
       const int8_t* high = xs[r].xq + 2 * s * step_elements;
       const int8_t* low = high + step_elements;
@@ -346,16 +371,11 @@ HWY_INLINE void QmvInt8RowPair(const uint8_t* const* rows, int64_t row_bytes, in
   const DF df;
   const DI32 di;
   const DI8 di8;
-  const int64_t lanes32 = static_cast<int64_t>(hn::Lanes(df));
-  const int64_t vector_bytes = 4 * lanes32;
-  const int64_t step_elements = L::kChunks * vector_bytes;
-  const int64_t step_bytes = step_elements * kBits / 8;
-  const bool one_group_per_step = step_elements <= group_size;
-  const int64_t groups_per_step = one_group_per_step ? 0 : step_elements / group_size;
-  const auto scale_index = hn::SetTableIndices(df, t.scale_lane);
+  // `readable` is the second row's: only it can run past the end of W.
+  const Int8RowSteps<kBits> w(readable, steps, group_size, t);
+  const int64_t lanes32 = w.lanes32, vector_bytes = w.vector_bytes, step_elements = w.step_elements;
 
   hn::Vec<DF> acc[2] = {hn::Zero(df), hn::Zero(df)};
-  const int64_t in_place = readable >= vector_bytes ? std::min(steps, (readable - vector_bytes) / step_bytes + 1) : 0;
   alignas(64) uint8_t copy[HWY_MAX_BYTES];
   for (int64_t s = 0; s < steps; ++s) {
     const int8_t* high = x.xq + 2 * s * step_elements;
@@ -367,20 +387,11 @@ HWY_INLINE void QmvInt8RowPair(const uint8_t* const* rows, int64_t row_bytes, in
     }
     const auto dx = hn::LoadU(df, x.lane_dx + s * lanes32);
     for (int r = 0; r < 2; ++r) {
-      const uint8_t* src = rows[r] + s * step_bytes;
-      if (HWY_UNLIKELY(r == 1 && s >= in_place)) {  // only the last row can run past the end of W
-        std::memset(copy, 0, sizeof(copy));
-        const int64_t left = std::max<int64_t>(0, std::min(vector_bytes, row_bytes - s * step_bytes));
-        std::memcpy(copy, src, static_cast<size_t>(left));
-        src = copy;
-      }
+      const uint8_t* src = r == 1 ? w.Source(rows[1], row_bytes, s, copy) : rows[0] + s * w.step_bytes;
       hwy::Prefetch(src + kPrefetchBytes);
       hn::Vec<DU8> q[L::kChunks];
       Unpack<kBits>(src, t, q);
-      const float* scales = row_scales[r];
-      const auto scale = one_group_per_step
-                             ? hn::Set(df, scales[s * step_elements / group_size])
-                             : hn::TableLookupLanes(hn::LoadU(df, scales + s * groups_per_step), scale_index);
+      const auto scale = w.Scale(row_scales[r], s);
       auto dot = hn::Zero(di);
       for (int c = 0; c < L::kChunks; ++c) dot = Dot<kBits>(dot, q[c], xh[c]);
       dot = hn::ShiftLeft<7>(dot);

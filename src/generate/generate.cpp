@@ -124,9 +124,10 @@ class Uniforms {
   std::mt19937_64 rng_;
 };
 
-int32_t sample_row(Sampler& sampler, const Tensor& logits, int64_t row, std::span<const int32_t> history) {
+// Row `row` of logits (the sampler may change it: penalties, temperature).
+int32_t sample_row(Sampler& sampler, Tensor& logits, int64_t row, std::span<const int32_t> history) {
   const int64_t vocab = logits.dim(1);
-  float* values = const_cast<Tensor&>(logits).mutable_data<float>() + row * vocab;
+  float* values = logits.mutable_data<float>() + row * vocab;
   return sampler.sample({values, static_cast<size_t>(vocab)}, history);
 }
 
@@ -145,7 +146,7 @@ GenerateResult generate(Model& model, const Tokenizer& tokenizer, const std::vec
       const float u = uniforms.next();
       return model.forward_batch_sample(tokens, &at, 1, options.sampling, &u)[0];
     }
-    const Tensor logits = model.forward(tokens, n, at);
+    Tensor logits = model.forward(tokens, n, at);
     if (on_device)  // the prompt's token by the device's rule, on the host
       return sample_in_token_order({logits.data<float>(), static_cast<size_t>(logits.dim(1))}, options.sampling,
                                    uniforms.next());
@@ -204,7 +205,7 @@ std::vector<GenerateResult> generate_batch(Model& model, const Tokenizer& tokeni
     if (greedy) {
       next[i] = model.forward_argmax(prompts[i].data(), n, 0, sequence);
     } else {
-      const Tensor logits = model.forward(prompts[i].data(), n, 0, false, sequence);
+      Tensor logits = model.forward(prompts[i].data(), n, 0, false, sequence);
       next[i] = on_device ? sample_in_token_order({logits.data<float>(), static_cast<size_t>(logits.dim(1))},
                                                   options.sampling, uniforms[i].next())
                           : sample_row(samplers[i], logits, 0, outs[i].history());
@@ -243,7 +244,7 @@ std::vector<GenerateResult> generate_batch(Model& model, const Tokenizer& tokeni
         if (running[i]) u[i] = uniforms[i].next();
       ids = model.forward_batch_sample(next.data(), step_positions.data(), rows, options.sampling, u.data());
     } else {
-      const Tensor logits = model.forward_batch(next.data(), step_positions.data(), rows);
+      Tensor logits = model.forward_batch(next.data(), step_positions.data(), rows);
       ids.resize(static_cast<size_t>(rows));
       for (int64_t i = 0; i < rows; ++i)
         if (running[i]) ids[i] = sample_row(samplers[i], logits, i, outs[i].history());
